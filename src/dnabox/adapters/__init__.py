@@ -1,0 +1,1 @@
+"""Adapters to the outside world: SSH, Ansible, Pulumi, Graphviz. Each wrapped once."""

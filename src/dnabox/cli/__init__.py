@@ -1,0 +1,1 @@
+"""The dnabox command line: thin commands over the library."""

@@ -1,0 +1,20 @@
+"""The root of the CLI: it only wires the command groups together."""
+
+from __future__ import annotations
+
+import typer
+
+from dnabox.cli import inventory
+
+app = typer.Typer(
+    name="dnabox",
+    help="Provision SmartX-style boxes across core, edge and end tiers.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+app.add_typer(inventory.app, name="inventory")
+
+
+def main() -> None:
+    app()

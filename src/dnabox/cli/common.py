@@ -1,0 +1,76 @@
+"""What every command group shares: option types, output, and error-to-exit-code mapping."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+
+from dnabox.errors import DnaboxError, InventoryError
+from dnabox.inventory import Fleet, load_fleet
+
+DEFAULT_INVENTORY = Path("inventory/lab.yaml")
+
+InventoryOption = Annotated[
+    Path,
+    typer.Option("--inventory", "-i", help="Fleet description (YAML).", show_default=True),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
+
+
+def stdout() -> Console:
+    return Console(highlight=False)
+
+
+def stderr() -> Console:
+    return Console(stderr=True, highlight=False)
+
+
+@contextmanager
+def user_errors() -> Iterator[None]:
+    """Turn dnabox errors into a message and an exit code; never a traceback."""
+    try:
+        yield
+    except InventoryError as exc:
+        err = stderr()
+        count = len(exc.problems)
+        err.print(f"[red]error:[/] {count} problem{'s' if count != 1 else ''} in the inventory")
+        for problem in exc.problems:
+            err.print(f"  {problem}", markup=False)
+        err.print(f"  hint: {exc.hint}", markup=False)
+        raise typer.Exit(exc.exit_code) from None
+    except DnaboxError as exc:
+        err = stderr()
+        err.print(f"[red]error:[/] {exc.message}", markup=True, highlight=False)
+        if exc.hint:
+            err.print(f"  hint: {exc.hint}", markup=False)
+        raise typer.Exit(exc.exit_code) from None
+    except KeyboardInterrupt:
+        stderr().print("interrupted")
+        raise typer.Exit(130) from None
+
+
+def fleet_from(path: Path) -> Fleet:
+    return load_fleet(path)
+
+
+def print_json(value: Any) -> None:
+    sys.stdout.write(json.dumps(value, indent=None, sort_keys=False, default=str) + "\n")
+
+
+def command(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Decorator: run ``func`` inside :func:`user_errors`."""
+    import functools
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        with user_errors():
+            return func(*args, **kwargs)
+
+    return wrapper

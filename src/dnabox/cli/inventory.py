@@ -1,0 +1,106 @@
+"""`dnabox inventory`: validate, show and draw a fleet description."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from dnabox.adapters.graphviz import render
+from dnabox.cli.common import JsonOption, command, fleet_from, print_json, stdout
+from dnabox.inventory import Fleet
+from dnabox.plan.topology import topology_dot
+
+app = typer.Typer(help="Validate, show and draw fleet descriptions.", no_args_is_help=True)
+
+FileArgument = Annotated[Path, typer.Argument(help="Fleet description (YAML).")]
+
+
+@app.command()
+@command
+def validate(file: FileArgument, json_output: JsonOption = False) -> None:
+    """Check a fleet file; list every problem with its file, line and field.
+
+    Exit 0 when valid, 1 when not. Nothing is changed either way.
+
+    Example: dnabox inventory validate inventory/smartx-playground.yaml
+    """
+    fleet = fleet_from(file)
+    if json_output:
+        print_json({"file": str(file), "valid": True, "boxes": len(fleet.boxes)})
+        return
+    stdout().print(
+        f"[green]valid[/]: {file} - {len(fleet.sites)} sites, {len(fleet.boxes)} boxes, "
+        f"{len(fleet.clusters)} clusters, {len(fleet.overlays)} overlays"
+    )
+
+
+@app.command()
+@command
+def show(file: FileArgument, json_output: JsonOption = False) -> None:
+    """Show the sites, boxes and clusters of a fleet as tables (or JSON).
+
+    Example: dnabox inventory show inventory/lab.yaml --json
+    """
+    fleet = fleet_from(file)
+    if json_output:
+        print_json(fleet.model_dump(mode="json"))
+        return
+    out = stdout()
+    for table in (_sites_table(fleet), _boxes_table(fleet), _clusters_table(fleet)):
+        out.print(table)
+
+
+def _sites_table(fleet: Fleet) -> Table:
+    table = Table(title=f"Sites of {fleet.name}")
+    for column in ("site", "tier", "region", "boxes"):
+        table.add_column(column)
+    for site in fleet.sites:
+        count = sum(1 for b in fleet.boxes if b.site == site.name)
+        table.add_row(site.name, site.tier, site.region, str(count))
+    return table
+
+
+def _boxes_table(fleet: Fleet) -> Table:
+    table = Table(title="Boxes")
+    for column in ("box", "site", "tier", "size", "address", "planes", "cluster"):
+        table.add_column(column)
+    for box in fleet.boxes:
+        cluster = fleet.cluster_of(box.name)
+        role = ""
+        if cluster is not None:
+            role = f"{cluster.name} ({'cp' if box.name in cluster.control_planes else 'worker'})"
+        planes = ", ".join(f"{p}={i.address}" for p, i in box.interfaces.items())
+        table.add_row(box.name, box.site, fleet.tier_of(box), box.size, str(box.address),
+                      planes, role)
+    return table
+
+
+def _clusters_table(fleet: Fleet) -> Table:
+    table = Table(title="Clusters")
+    for column in ("cluster", "distribution", "control planes", "workers", "runtimes", "mesh"):
+        table.add_column(column)
+    for cluster in fleet.clusters:
+        table.add_row(cluster.name, f"{cluster.distribution} {cluster.kubernetes_version}",
+                      ", ".join(cluster.control_planes), ", ".join(cluster.workers),
+                      ", ".join(cluster.runtimes), cluster.mesh)
+    return table
+
+
+@app.command()
+@command
+def graph(
+    file: FileArgument,
+    output: Annotated[
+        Path, typer.Option("--output", "-o", help="Picture to write: .svg, .png or .dot.")
+    ] = Path("topology.svg"),
+) -> None:
+    """Draw sites, boxes, planes and overlay tunnels as a picture.
+
+    Example: dnabox inventory graph inventory/smartx-playground.yaml -o topology.svg
+    """
+    fleet = fleet_from(file)
+    render(topology_dot(fleet), output)
+    stdout().print(f"wrote {output}")

@@ -1,0 +1,93 @@
+"""Render the Ansible inventory from the fleet model, deterministically.
+
+Groups: ``tier_<tier>``, ``site_<site>``, ``cluster_<cluster>``, ``role_control_plane``,
+``role_worker``. Host variables carry everything a role needs, derived from the model
+(the single source of truth), so the playbooks never re-derive it.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict
+from typing import Any
+
+from dnabox.inventory.model import Box, Fleet
+from dnabox.plan.labels import node_layout
+from dnabox.plan.network import box_network
+from dnabox.plan.runtimes import runtimes_for
+
+
+def group_name(kind: str, name: str) -> str:
+    # Ansible group names must be identifiers: no '-'.
+    return f"{kind}_{name.replace('-', '_')}"
+
+
+def host_vars(fleet: Fleet, box: Box) -> dict[str, Any]:
+    ssh = fleet.ssh_for(box)
+    site = fleet.site(box.site)
+    cluster = fleet.cluster_of(box.name)
+    network = box_network(fleet, box)
+    ssh_args = "-o StrictHostKeyChecking=yes -o KexAlgorithms=curve25519-sha256"
+    if ssh.known_hosts:
+        ssh_args += f" -o UserKnownHostsFile={os.path.expanduser(ssh.known_hosts)}"
+    values: dict[str, Any] = {
+        "ansible_host": ssh.host,
+        "ansible_user": ssh.user,
+        "ansible_port": ssh.port,
+        "ansible_ssh_common_args": ssh_args,
+        "dnabox_box": box.name,
+        "dnabox_site": site.name,
+        "dnabox_tier": site.tier,
+        "dnabox_size": box.size,
+        "dnabox_cluster": cluster.name if cluster else "",
+        "dnabox_runtimes": [asdict(r) for r in runtimes_for(fleet, box)],
+        "dnabox_plane_bridges": [asdict(p) for p in network.planes],
+        "dnabox_overlays": [
+            {**asdict(o), "tunnels": [asdict(t) for t in o.tunnels]} for o in network.overlays
+        ],
+        "dnabox_node_labels": node_layout(fleet, box).labels,
+    }
+    if ssh.key:
+        values["ansible_ssh_private_key_file"] = os.path.expanduser(ssh.key)
+    return values
+
+
+def render_inventory(fleet: Fleet) -> dict[str, Any]:
+    """A YAML-ready Ansible inventory: ``{"all": {"hosts": ..., "children": ...}}``."""
+    children: dict[str, dict[str, Any]] = {}
+
+    def add(group: str, box: str, group_vars: dict[str, Any] | None = None) -> None:
+        entry = children.setdefault(group, {"hosts": {}})
+        entry["hosts"][box] = None
+        if group_vars:
+            entry.setdefault("vars", {}).update(group_vars)
+
+    for box in fleet.boxes:
+        site = fleet.site(box.site)
+        add(group_name("tier", site.tier), box.name, {"dnabox_tier": site.tier})
+        add(group_name("site", site.name), box.name)
+        cluster = fleet.cluster_of(box.name)
+        if cluster is not None:
+            add(group_name("cluster", cluster.name), box.name, {
+                "kubernetes_cluster_name": cluster.name,
+                "kubernetes_distribution": cluster.distribution,
+                "kubernetes_version": cluster.kubernetes_version,
+                "kubernetes_pod_cidr": str(cluster.pod_cidr),
+                "kubernetes_service_cidr": str(cluster.service_cidr),
+                "kubernetes_control_plane_endpoint": str(
+                    fleet.box(cluster.control_planes[0]).address),
+            })
+            role = "control_plane" if box.name in cluster.control_planes else "worker"
+            add(f"role_{role}", box.name)
+    hosts = {box.name: host_vars(fleet, box) for box in fleet.boxes}
+    return {
+        "all": {
+            "vars": {
+                "dnabox_fleet": fleet.name,
+                "dnabox_artifact_source": fleet.artifacts.source,
+                "dnabox_bundle_dir": fleet.artifacts.bundle_dir or "",
+            },
+            "hosts": hosts,
+            "children": dict(sorted(children.items())),
+        }
+    }
