@@ -14,6 +14,7 @@ from typing import Any
 from dnabox.inventory.model import Box, Fleet
 from dnabox.plan.labels import node_layout
 from dnabox.plan.network import box_network
+from dnabox.plan.packages import ROLE_PACKAGES
 from dnabox.plan.runtimes import runtimes_for
 
 
@@ -86,6 +87,7 @@ def render_inventory(fleet: Fleet) -> dict[str, Any]:
                 "dnabox_fleet": fleet.name,
                 "dnabox_artifact_source": fleet.artifacts.source,
                 "dnabox_bundle_dir": fleet.artifacts.bundle_dir or "",
+                **{f"{role}_packages": list(pkgs) for role, pkgs in ROLE_PACKAGES.items()},
             },
             "hosts": hosts,
             "children": dict(sorted(children.items())),
