@@ -165,6 +165,17 @@ class Artifacts(Strict):
     files: list[Artifact] = Field(default_factory=list)
 
 
+BootstrapRole = Literal[
+    "base", "container_runtime", "kata", "apptainer", "ovs", "cni", "kubernetes"
+]
+
+
+class Bootstrap(Strict):
+    """Which bootstrap roles run. The lab skips what this machine cannot host."""
+
+    skip_roles: list[BootstrapRole] = Field(default_factory=list)
+
+
 class Defaults(Strict):
     ssh: SshAccess = Field(default_factory=SshAccess)
 
@@ -181,6 +192,7 @@ class Fleet(Strict):
     overlays: list[Overlay] = Field(default_factory=list)
     clusters: list[Cluster] = Field(default_factory=list)
     artifacts: Artifacts = Field(default_factory=Artifacts)
+    bootstrap: Bootstrap = Field(default_factory=Bootstrap)
 
     _source: str = PrivateAttr(default="")
 

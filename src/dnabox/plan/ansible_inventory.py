@@ -87,6 +87,7 @@ def render_inventory(fleet: Fleet) -> dict[str, Any]:
                 "dnabox_fleet": fleet.name,
                 "dnabox_artifact_source": fleet.artifacts.source,
                 "dnabox_bundle_dir": fleet.artifacts.bundle_dir or "",
+                "dnabox_skip_roles": list(fleet.bootstrap.skip_roles),
                 **{f"{role}_packages": list(pkgs) for role, pkgs in ROLE_PACKAGES.items()},
             },
             "hosts": hosts,
