@@ -15,6 +15,7 @@ from dnabox.inventory.model import Box, Fleet
 from dnabox.plan.labels import node_layout
 from dnabox.plan.network import box_network
 from dnabox.plan.packages import ROLE_PACKAGES
+from dnabox.plan.roles import roles_for
 from dnabox.plan.runtimes import runtimes_for
 
 
@@ -47,6 +48,7 @@ def host_vars(fleet: Fleet, box: Box) -> dict[str, Any]:
             {**asdict(o), "tunnels": [asdict(t) for t in o.tunnels]} for o in network.overlays
         ],
         "dnabox_node_labels": node_layout(fleet, box).labels,
+        "dnabox_roles": roles_for(fleet, box),
     }
     if ssh.key:
         values["ansible_ssh_private_key_file"] = os.path.expanduser(ssh.key)
