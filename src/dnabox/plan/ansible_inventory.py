@@ -15,6 +15,7 @@ from dnabox.inventory.model import Box, Fleet
 from dnabox.plan.labels import node_layout
 from dnabox.plan.network import box_network
 from dnabox.plan.packages import ROLE_PACKAGES
+from dnabox.plan.project import ProjectPaths, find_project
 from dnabox.plan.roles import roles_for
 from dnabox.plan.runtimes import runtimes_for
 
@@ -55,7 +56,7 @@ def host_vars(fleet: Fleet, box: Box) -> dict[str, Any]:
     return values
 
 
-def render_inventory(fleet: Fleet) -> dict[str, Any]:
+def render_inventory(fleet: Fleet, project: ProjectPaths | None = None) -> dict[str, Any]:
     """A YAML-ready Ansible inventory: ``{"all": {"hosts": ..., "children": ...}}``."""
     children: dict[str, dict[str, Any]] = {}
 
@@ -90,6 +91,7 @@ def render_inventory(fleet: Fleet) -> dict[str, Any]:
                 "dnabox_artifact_source": fleet.artifacts.source,
                 "dnabox_bundle_dir": fleet.artifacts.bundle_dir or "",
                 "dnabox_skip_roles": list(fleet.bootstrap.skip_roles),
+                "dnabox_templates_dir": str((project or find_project()).templates),
                 **{f"{role}_packages": list(pkgs) for role, pkgs in ROLE_PACKAGES.items()},
             },
             "hosts": hosts,

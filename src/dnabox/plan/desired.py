@@ -1,0 +1,166 @@
+"""Desired state per box: the roles that apply, their rendered files and fingerprints.
+
+A role's fingerprint covers everything that can change what the role does on a box: the
+role's own files, the templates it renders (rendered for this box), and the values of the
+variables its files mention. Variables a role never mentions stay out, so adding a box
+changes only the ``ovs`` fingerprint of its overlay peers, not every role of every box.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import yaml
+
+from dnabox.inventory.model import Box, Fleet
+from dnabox.plan.ansible_inventory import render_inventory
+from dnabox.plan.project import ProjectPaths
+from dnabox.plan.roles import roles_for
+
+
+@dataclass(frozen=True)
+class ManagedFile:
+    role: str
+    src: str
+    dest: str
+    mode: str
+
+
+@dataclass(frozen=True)
+class RenderedFile:
+    role: str
+    dest: str
+    mode: str
+    content: str
+
+    @property
+    def sha256(self) -> str:
+        return hashlib.sha256(self.content.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class RolePlan:
+    role: str
+    fingerprint: str
+    files: tuple[RenderedFile, ...]
+
+
+@dataclass(frozen=True)
+class BoxPlan:
+    box: str
+    site: str
+    tier: str
+    roles: tuple[RolePlan, ...]
+
+    def role(self, name: str) -> RolePlan:
+        return next(r for r in self.roles if r.role == name)
+
+    @property
+    def fingerprints(self) -> dict[str, str]:
+        return {r.role: r.fingerprint for r in self.roles}
+
+    @property
+    def files(self) -> list[RenderedFile]:
+        return [f for r in self.roles for f in r.files]
+
+
+def load_managed_files(templates: Path) -> list[ManagedFile]:
+    table = templates / "files.yml"
+    if not table.exists():
+        return []
+    entries = yaml.safe_load(table.read_text(encoding="utf-8")) or []
+    return [ManagedFile(e["role"], e["src"], e["dest"], str(e.get("mode", "0644")))
+            for e in entries]
+
+
+def template_environment(templates: Path) -> jinja2.Environment:
+    # Match Ansible's template module: trim_blocks on, trailing newline kept.
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(templates)), undefined=jinja2.StrictUndefined,
+        trim_blocks=True, keep_trailing_newline=True, autoescape=False,
+    )
+
+
+@cache
+def _role_text(role_dir: Path) -> tuple[str, str]:
+    """(content hash, all text) of a role directory; cached per process."""
+    digest = hashlib.sha256()
+    texts = []
+    for path in sorted(p for p in role_dir.rglob("*") if p.is_file()):
+        data = path.read_bytes()
+        digest.update(str(path.relative_to(role_dir)).encode() + b"\0" + data + b"\0")
+        texts.append(data.decode(errors="replace"))
+    return digest.hexdigest(), "\n".join(texts)
+
+
+def _role_defaults(role_dir: Path) -> dict[str, Any]:
+    defaults = role_dir / "defaults" / "main.yml"
+    if not defaults.exists():
+        return {}
+    loaded = yaml.safe_load(defaults.read_text(encoding="utf-8"))
+    return loaded if isinstance(loaded, dict) else {}
+
+
+def box_variables(inventory: dict[str, Any], box: str) -> dict[str, Any]:
+    """Inventory variables as Ansible sees them for ``box`` (all < groups < host)."""
+    root = inventory["all"]
+    merged: dict[str, Any] = dict(root.get("vars", {}))
+    for group in root["children"].values():
+        if box in group.get("hosts", {}):
+            merged.update(group.get("vars", {}))
+    merged.update(root["hosts"][box])
+    return merged
+
+
+def plan_fleet(fleet: Fleet, project: ProjectPaths) -> dict[str, BoxPlan]:
+    inventory = render_inventory(fleet, project)
+    managed = load_managed_files(project.templates)
+    env = template_environment(project.templates)
+    return {
+        box.name: _plan_box(fleet, box, inventory, managed, env, project)
+        for box in fleet.boxes
+    }
+
+
+def _plan_box(fleet: Fleet, box: Box, inventory: dict[str, Any], managed: list[ManagedFile],
+              env: jinja2.Environment, project: ProjectPaths) -> BoxPlan:
+    variables = box_variables(inventory, box.name)
+    roles = []
+    for role in roles_for(fleet, box):
+        role_dir = project.roles / role
+        content_hash, text = _role_text(role_dir) if role_dir.is_dir() else ("", "")
+        context = {**_role_defaults(role_dir), **variables}
+        files = []
+        corpus = [text]
+        for entry in (m for m in managed if m.role == role):
+            source = (project.templates / entry.src).read_text(encoding="utf-8")
+            corpus.append(source)
+            content = env.get_template(entry.src).render(context)
+            files.append(RenderedFile(role, entry.dest, entry.mode, content))
+        mentioned = _mentioned(variables, "\n".join(corpus))
+        digest = hashlib.sha256()
+        digest.update(content_hash.encode())
+        digest.update(json.dumps(mentioned, sort_keys=True, default=str).encode())
+        for rendered in files:
+            digest.update(f"{rendered.dest}\0{rendered.mode}\0{rendered.sha256}".encode())
+        roles.append(RolePlan(role, digest.hexdigest()[:16], tuple(files)))
+    site = fleet.site(box.site)
+    return BoxPlan(box.name, site.name, site.tier, tuple(roles))
+
+
+# Variables every role sees but whose value never changes what a role does on the box.
+_CONNECTION_VARS = re.compile(r"^ansible_")
+
+
+def _mentioned(variables: dict[str, Any], corpus: str) -> dict[str, Any]:
+    words = set(re.findall(r"[A-Za-z_][A-Za-z0-9_]*", corpus))
+    return {name: value for name, value in variables.items()
+            if name in words and not _CONNECTION_VARS.match(name)}
+

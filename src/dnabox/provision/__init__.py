@@ -1,0 +1,1 @@
+"""The provisioner: schedules the plan's DAG over SSH, Ansible and Pulumi."""
