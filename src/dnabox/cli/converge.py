@@ -1,0 +1,103 @@
+"""`dnabox plan` and `dnabox up`: show what would change, then converge the fleet."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from dnabox.cli.common import (
+    DEFAULT_INVENTORY,
+    InventoryOption,
+    JsonOption,
+    command,
+    fleet_from,
+    print_json,
+    stdout,
+)
+from dnabox.cli.progress import JsonLines, SiteProgress
+from dnabox.plan.desired import plan_fleet
+from dnabox.plan.project import find_project
+from dnabox.provision.engine import Provisioner, UpOptions
+from dnabox.provision.inspect import read_fleet
+from dnabox.provision.paths import state_dir
+from dnabox.provision.scheduler import UnitOutcome
+
+BoxOption = Annotated[list[str] | None, typer.Option("--box", "-b", help="Only these boxes.")]
+
+
+@command
+def plan(inventory: InventoryOption = DEFAULT_INVENTORY, box: BoxOption = None,
+         json_output: JsonOption = False) -> None:
+    """Show per box which roles `dnabox up` would run and why, with file diffs.
+
+    A role runs when it is new on the box, its desired state changed, or a file it
+    manages drifted on the box. Reads every box once over SSH; changes nothing.
+
+    Example: dnabox plan -i inventory/lab.yaml
+    """
+    fleet = fleet_from(inventory)
+    plans = plan_fleet(fleet, find_project())
+    readings = read_fleet(fleet, plans, with_diffs=True, boxes=box)
+    if json_output:
+        print_json({"boxes": [r.as_json() | {"diffs": r.diffs} for r in readings]})
+        return
+    out = stdout()
+    table = Table(title=f"Plan for {fleet.name}")
+    for column in ("box", "site", "tier", "state", "roles to run"):
+        table.add_column(column)
+    for reading in readings:
+        todo = ", ".join(f"{d.role} ({d.reason})" for d in reading.decisions if d.needs_run)
+        table.add_row(reading.box, reading.site, reading.tier, reading.status,
+                      reading.error or todo or "-")
+    out.print(table)
+    for reading in readings:
+        for path, diff in sorted(reading.diffs.items()):
+            out.rule(f"{reading.box}: {path}")
+            out.print(diff, markup=False, highlight=False)
+
+
+@command
+def up(
+    inventory: InventoryOption = DEFAULT_INVENTORY,
+    box: BoxOption = None,
+    resume: Annotated[bool, typer.Option(help="Skip units the interrupted run finished.")] = False,
+    parallel: Annotated[int, typer.Option(help="Work units at once, whole fleet.")] = 16,
+    per_site: Annotated[int, typer.Option(help="Work units at once within one site.")] = 8,
+    forks: Annotated[int, typer.Option(help="Ansible forks per site shard.")] = 50,
+    json_output: JsonOption = False,
+) -> None:
+    """Converge the fleet: run only the roles whose fingerprint differs, site by site.
+
+    Preflight reads every box's stored fingerprints in one SSH round trip; Ansible runs
+    only where something changed, site shards in parallel; a failed site never stops the
+    others. Exit 0 when every unit converged, 1 otherwise (the summary names the units).
+
+    Example: dnabox up -i inventory/lab.yaml
+    """
+    fleet = fleet_from(inventory)
+    options = UpOptions(max_parallel=parallel, per_site=per_site, forks=forks, resume=resume,
+                        only_boxes=frozenset(box or []))
+    renderer = JsonLines() if json_output else SiteProgress(stdout())
+    with renderer:
+        report = Provisioner(fleet, find_project(), state_dir(fleet), renderer, options).up()
+    if not json_output:
+        _summary(report.units, report.ran)
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+def _summary(units: dict[str, UnitOutcome], ran: dict[str, list[str]]) -> None:
+    out = stdout()
+    table = Table(title="Summary")
+    for column in ("unit", "status", "seconds", "detail"):
+        table.add_column(column)
+    for unit_id, outcome in units.items():
+        colour = {"failed": "red", "blocked": "red", "changed": "yellow"}.get(
+            outcome.status, "green")
+        table.add_row(unit_id, f"[{colour}]{outcome.status}[/]", f"{outcome.seconds:.1f}",
+                      outcome.message)
+    out.print(table)
+    if ran:
+        out.print("roles run: " + "; ".join(f"{b}: {', '.join(r)}" for b, r in sorted(ran.items())))

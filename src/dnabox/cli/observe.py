@@ -1,0 +1,75 @@
+"""`dnabox status` and `dnabox drift`: how the boxes compare with the desired state."""
+
+from __future__ import annotations
+
+import typer
+from rich.table import Table
+
+from dnabox.cli.common import (
+    DEFAULT_INVENTORY,
+    InventoryOption,
+    JsonOption,
+    command,
+    fleet_from,
+    print_json,
+    stdout,
+)
+from dnabox.plan.desired import plan_fleet
+from dnabox.plan.project import find_project
+from dnabox.provision.inspect import read_fleet
+
+STATE_STYLE = {"converged": "green", "pending": "yellow", "unreachable": "red"}
+
+
+@command
+def status(inventory: InventoryOption = DEFAULT_INVENTORY, json_output: JsonOption = False) -> None:
+    """Show per box whether it is converged, pending (roles to run) or unreachable.
+
+    One SSH round trip per box, all boxes in parallel. Exit 1 when any box is not converged.
+
+    Example: dnabox status -i inventory/lab.yaml --json
+    """
+    fleet = fleet_from(inventory)
+    readings = read_fleet(fleet, plan_fleet(fleet, find_project()))
+    if json_output:
+        print_json({"boxes": [r.as_json() for r in readings]})
+    else:
+        table = Table(title=f"Status of {fleet.name}")
+        for column in ("box", "site", "tier", "state", "detail"):
+            table.add_column(column)
+        for r in readings:
+            detail = r.error or ", ".join(f"{d.role} ({d.reason})" for d in r.decisions
+                                          if d.needs_run)
+            style = STATE_STYLE[r.status]
+            table.add_row(r.box, r.site, r.tier, f"[{style}]{r.status}[/]", detail)
+        stdout().print(table)
+    if any(r.status != "converged" for r in readings):
+        raise typer.Exit(1)
+
+
+@command
+def drift(inventory: InventoryOption = DEFAULT_INVENTORY, json_output: JsonOption = False) -> None:
+    """Compare every file dnabox manages on the boxes with its desired content.
+
+    Prints a unified diff (box -> desired) per drifted or missing file. Exit 1 on drift.
+
+    Example: dnabox drift -i inventory/lab.yaml
+    """
+    fleet = fleet_from(inventory)
+    readings = read_fleet(fleet, plan_fleet(fleet, find_project()), with_diffs=True)
+    drifted = {r.box: r.diffs for r in readings if r.diffs}
+    unreachable = {r.box: r.error for r in readings if r.state is None}
+    if json_output:
+        print_json({"drifted": drifted, "unreachable": unreachable})
+    else:
+        out = stdout()
+        for box, diffs in sorted(drifted.items()):
+            for path, diff in sorted(diffs.items()):
+                out.rule(f"{box}: {path}")
+                out.print(diff, markup=False, highlight=False)
+        for box, error in sorted(unreachable.items()):
+            out.print(f"[red]{box}: unreachable[/] {error}")
+        if not drifted and not unreachable:
+            out.print(f"[green]no drift[/] on {len(readings)} boxes")
+    if drifted or unreachable:
+        raise typer.Exit(1)
