@@ -18,7 +18,7 @@ from dnabox.provision.scheduler import Scheduler, UnitOutcome
 
 
 def unit(uid: str, site: str = "", needs: tuple[str, ...] = ()) -> WorkUnit:
-    return WorkUnit(uid, uid.split(":")[0], site, (), "", needs)
+    return WorkUnit(uid, uid.split(":", maxsplit=1)[0], site, (), "", needs)
 
 
 def test_dag_puts_every_unit_after_what_it_needs(repo_root: Path) -> None:
