@@ -1,0 +1,182 @@
+"""ansible-runner, wrapped once: every dnabox caller runs playbooks through ``run_playbook``.
+
+The adapter owns the settings that make Ansible fast enough for the hot path (pipelining,
+persistent SSH control connections, minimal facts) and the hygiene around secrets (a 0700
+private data dir, extravars and env files removed after the run, events not written to disk
+unless asked). Host keys stay strict: the rendered inventory carries the fleet's known_hosts.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from dnabox.errors import EnvironmentProblem
+
+TaskStatus = Literal["ok", "changed", "failed", "skipped", "unreachable"]
+
+
+@dataclass(frozen=True)
+class HostStats:
+    ok: int
+    changed: int
+    failed: int
+    unreachable: int
+    skipped: int
+
+
+@dataclass(frozen=True)
+class TaskEvent:
+    host: str
+    role: str
+    task: str
+    status: TaskStatus
+
+
+@dataclass(frozen=True)
+class PlaybookResult:
+    rc: int
+    status: str  # ansible-runner's: successful | failed | timeout | canceled
+    hosts: dict[str, HostStats]
+
+    @property
+    def succeeded(self) -> bool:
+        return self.rc == 0 and all(h.failed == 0 and h.unreachable == 0
+                                    for h in self.hosts.values())
+
+
+# Ansible reads these from the environment; the same values belong in a hand-written
+# ansible.cfg when comparing with plain ansible-playbook (see docs/BOOTSTRAP.md).
+PERFORMANCE_ENV: dict[str, str] = {
+    # One SSH round trip per module instead of three (needs no requiretty; Debian has none).
+    "ANSIBLE_PIPELINING": "True",
+    # Reuse one SSH connection per box for the whole run (and the next one, within 120 s).
+    "ANSIBLE_SSH_ARGS": "-o ControlMaster=auto -o ControlPersist=120s",
+    "ANSIBLE_GATHERING": "smart",
+    "ANSIBLE_HOST_KEY_CHECKING": "True",
+    # Transient SSH failures (refused while sshd restarts, resets) get retried.
+    "ANSIBLE_SSH_RETRIES": "3",
+    "ANSIBLE_TIMEOUT": "30",
+    "ANSIBLE_RETRY_FILES_ENABLED": "False",
+    "ANSIBLE_DEPRECATION_WARNINGS": "False",
+    "ANSIBLE_PYTHON_INTERPRETER": "auto_silent",
+    "ANSIBLE_NOCOLOR": "True",
+}
+
+_STATUS_BY_EVENT: dict[str, TaskStatus] = {
+    "runner_on_ok": "ok",
+    "runner_on_failed": "failed",
+    "runner_on_skipped": "skipped",
+    "runner_on_unreachable": "unreachable",
+}
+
+
+def task_event(event: dict[str, Any]) -> TaskEvent | None:
+    """The task result carried by one ansible-runner event, or None for other events."""
+    status = _STATUS_BY_EVENT.get(str(event.get("event", "")))
+    if status is None:
+        return None
+    data = event.get("event_data") or {}
+    result = data.get("res") or {}
+    if status == "ok" and isinstance(result, dict) and result.get("changed"):
+        status = "changed"
+    if status == "failed" and data.get("ignore_errors"):
+        status = "ok"
+    return TaskEvent(host=str(data.get("host", "")), role=str(data.get("role", "") or ""),
+                     task=str(data.get("task", "")), status=status)
+
+
+def host_stats(stats: dict[str, dict[str, int]] | None) -> dict[str, HostStats]:
+    """Per-host counters from runner's ``stats`` (ansible's play recap)."""
+    stats = stats or {}
+    hosts: set[str] = set()
+    for key in ("ok", "changed", "failures", "dark", "skipped", "processed"):
+        hosts |= set(stats.get(key, {}))
+
+    def count(key: str, host: str) -> int:
+        return int(stats.get(key, {}).get(host, 0))
+
+    return {
+        host: HostStats(ok=count("ok", host), changed=count("changed", host),
+                        failed=count("failures", host), unreachable=count("dark", host),
+                        skipped=count("skipped", host))
+        for host in sorted(hosts)
+    }
+
+
+def _prepare_private_dir(path: Path) -> None:
+    path.mkdir(parents=True, exist_ok=True)
+    # Inventory, extravars and run artifacts live here: nobody else may read them.
+    os.chmod(path, 0o700)
+
+
+def _remove_secret_inputs(path: Path) -> None:
+    # ansible-runner writes extravars and envvars under env/; they may hold secrets.
+    for name in ("extravars", "envvars", "passwords", "ssh_key", "cmdline"):
+        target = path / "env" / name
+        if target.exists():
+            target.unlink()
+
+
+def run_playbook(
+    playbook: Path,
+    inventory: dict[str, Any],
+    *,
+    private_data_dir: Path,
+    limit: list[str] | None = None,
+    tags: list[str] | None = None,
+    skip_tags: list[str] | None = None,
+    extravars: dict[str, Any] | None = None,
+    forks: int = 50,
+    on_event: Callable[[TaskEvent], None] | None = None,
+    check: bool = False,
+) -> PlaybookResult:
+    """Run ``playbook`` against ``inventory`` (a YAML-ready dict) and count results per host.
+
+    ``on_event`` receives every task result as it happens (from runner's event thread).
+    """
+    try:
+        import ansible_runner
+    except ImportError as exc:  # pragma: no cover - a dependency of dnabox
+        raise EnvironmentProblem("ansible-runner is not installed",
+                                 hint="pip install ansible-runner") from exc
+    if shutil.which("ansible-playbook") is None:
+        raise EnvironmentProblem("ansible-playbook is not on PATH",
+                                 hint="pip install ansible-core (a dependency of dnabox)")
+    _prepare_private_dir(private_data_dir)
+
+    def handle(event: dict[str, Any]) -> bool:
+        parsed = task_event(event)
+        if parsed is not None and on_event is not None:
+            on_event(parsed)
+        # Keep nothing on disk: results may quote file contents; stdout holds the log.
+        return False
+
+    cmdline = "--check --diff" if check else None
+    try:
+        runner = ansible_runner.run(
+            private_data_dir=str(private_data_dir),
+            playbook=str(playbook.resolve()),
+            inventory=inventory,
+            limit=",".join(limit) if limit else None,
+            tags=",".join(tags) if tags else None,
+            skip_tags=",".join(skip_tags) if skip_tags else None,
+            extravars=extravars or {},
+            forks=forks,
+            envvars={
+                **PERFORMANCE_ENV,
+                "ANSIBLE_ROLES_PATH": str(playbook.resolve().parent / "roles"),
+            },
+            cmdline=cmdline,
+            event_handler=handle,
+            quiet=True,
+            rotate_artifacts=3,
+        )
+    finally:
+        _remove_secret_inputs(private_data_dir)
+    return PlaybookResult(rc=int(runner.rc), status=str(runner.status),
+                          hosts=host_stats(runner.stats))
