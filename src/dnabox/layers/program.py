@@ -1,0 +1,84 @@
+"""The Pulumi program behind ``stacks/__main__.py``: read config, compose the four layers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from dnabox.errors import DnaboxError
+from dnabox.inventory import load_fleet
+from dnabox.inventory.model import Cluster
+from dnabox.layers import stack_config
+from dnabox.layers.baseline import cluster_tier
+from dnabox.layers.components import (
+    LayerArgs,
+    Networks,
+    NetworksArgs,
+    Runtimes,
+    ServiceMesh,
+    TierBaseline,
+    TierBaselineArgs,
+)
+from dnabox.layers.manifests import SUPPORTED_KUBERNETES, SYSTEM_NAMESPACE
+from dnabox.layers.mesh import mesh_plan
+
+
+@dataclass(frozen=True)
+class StackSettings:
+    inventory: Path
+    cluster: str
+    kubeconfig: pulumi.Output[str]
+
+
+def resolve(project_root: Path, path: str) -> Path:
+    """Relative paths in stack config are relative to the project (where Pulumi.yaml is)."""
+    return project_root / Path(path).expanduser()
+
+
+def read_settings(config: pulumi.Config, project_root: Path) -> StackSettings:
+    kubeconfig = config.require_secret(stack_config.KUBECONFIG_KEY)
+    return StackSettings(
+        inventory=resolve(project_root, config.require(stack_config.INVENTORY_KEY)),
+        cluster=config.require(stack_config.CLUSTER_KEY),
+        kubeconfig=kubeconfig.apply(lambda path: str(resolve(project_root, path))),
+    )
+
+
+def check_kubernetes_version(cluster: Cluster) -> None:
+    if cluster.kubernetes_version not in SUPPORTED_KUBERNETES:
+        raise DnaboxError(
+            f"cluster {cluster.name} asks for Kubernetes {cluster.kubernetes_version}; the "
+            f"stacks support {', '.join(SUPPORTED_KUBERNETES)}",
+            hint="set kubernetes_version of the cluster to a supported minor",
+        )
+
+
+def compose(settings: StackSettings) -> dict[str, Any]:
+    """Declare every layer of one cluster; returns the stack outputs."""
+    fleet = load_fleet(settings.inventory)
+    (cluster,) = stack_config.select_clusters(fleet, settings.cluster)
+    check_kubernetes_version(cluster)
+    provider = k8s.Provider("kubernetes", kubeconfig=settings.kubeconfig)
+    opts = pulumi.ResourceOptions(provider=provider)
+    plan = mesh_plan(fleet, cluster)
+    tier = TierBaseline("baseline", TierBaselineArgs(
+        fleet, cluster, plan.namespace_labels, plan.namespace_annotations), opts)
+    runtime_layer = Runtimes("runtimes", LayerArgs(fleet, cluster), opts)
+    network_layer = Networks("networks", NetworksArgs(
+        fleet, cluster, depends_on=[tier.namespaces[SYSTEM_NAMESPACE]]), opts)
+    mesh_layer = ServiceMesh("mesh", LayerArgs(fleet, cluster), opts)
+    return {
+        "fleet": fleet.name,
+        "cluster": cluster.name,
+        "tier": cluster_tier(fleet, cluster),
+        "kubernetesVersion": cluster.kubernetes_version,
+        "namespaces": sorted(tier.namespaces),
+        "runtimeClasses": runtime_layer.handlers,
+        "networkAttachments": network_layer.bridges,
+        "mesh": mesh_layer.plan.mode,
+        "meshReleases": sorted(mesh_layer.releases),
+    }
