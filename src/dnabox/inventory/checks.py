@@ -11,7 +11,7 @@ from ipaddress import IPv4Address, IPv4Network
 
 from dnabox.errors import Problem
 from dnabox.inventory.model import Fleet
-from dnabox.inventory.yaml_source import PathKey, SourceDoc
+from dnabox.inventory.yaml_source import PathKey, SourceDoc, format_path
 
 Finding = tuple[PathKey, str]
 VXLAN_OVERHEAD = 50
@@ -28,13 +28,13 @@ def _unique(items: Iterable[tuple[PathKey, object]], what: str) -> Iterator[Find
     first: dict[object, PathKey] = {}
     for path, value in items:
         if value in first:
-            where = ".".join(str(p) for p in first[value])
-            yield path, f"duplicate {what} {value}: already used at {where}"
+            yield path, f"duplicate {what} {value}: already used at {format_path(first[value])}"
         else:
             first[value] = path
 
 
 def unique_names(fleet: Fleet) -> Iterator[Finding]:
+    """Planes, sites, boxes, overlays and clusters each have unique names."""
     for section in ("planes", "sites", "boxes", "overlays", "clusters"):
         items = getattr(fleet, section)
         yield from _unique(
@@ -44,7 +44,15 @@ def unique_names(fleet: Fleet) -> Iterator[Finding]:
 
 
 def unique_addresses(fleet: Fleet) -> Iterator[Finding]:
+    """No address is used twice: box management, interface and overlay addresses and the
+    sites' gateways. Every overlay has its own VNI."""
+
     def addresses() -> Iterator[tuple[PathKey, IPv4Address]]:
+        # Gateways first, so a box that takes a gateway's address is the one reported.
+        for i, site in enumerate(fleet.sites):
+            for plane, subnet in site.subnets.items():
+                if subnet.gateway is not None:
+                    yield ("sites", i, "subnets", plane, "gateway"), subnet.gateway
         for i, box in enumerate(fleet.boxes):
             yield ("boxes", i, "address"), box.address
             for plane, iface in box.interfaces.items():
@@ -60,6 +68,9 @@ def unique_addresses(fleet: Fleet) -> Iterator[Finding]:
 
 
 def references(fleet: Fleet) -> Iterator[Finding]:
+    """Every name refers to something defined: a box's site, planes and overlays, a site
+    subnet's plane, an overlay's plane and hub, a cluster's boxes. A box belongs to at most
+    one cluster."""
     sites = {s.name for s in fleet.sites}
     planes = {p.name for p in fleet.planes}
     boxes = {b.name for b in fleet.boxes}
@@ -90,10 +101,9 @@ def references(fleet: Fleet) -> Iterator[Finding]:
                 path = ("clusters", i, field, j)
                 if name not in boxes:
                     yield path, _unknown("box", name, boxes)
-                elif name in owner:
+                elif owner.setdefault(name, cluster.name) != cluster.name:
+                    # Twice in the same cluster is reported by clusters_sound.
                     yield path, f"box {name} is already a member of cluster {owner[name]}"
-                else:
-                    owner[name] = cluster.name
 
 
 def _unknown(kind: str, name: str, known: set[str]) -> str:
@@ -102,11 +112,17 @@ def _unknown(kind: str, name: str, known: set[str]) -> str:
 
 
 def planes_sound(fleet: Fleet) -> Iterator[Finding]:
+    """Exactly one plane is the management plane. Plane and overlay CIDRs do not overlap.
+    An overlay's bridge is not also a plane's bridge."""
     management = [i for i, p in enumerate(fleet.planes) if p.purpose == "management"]
-    if len(management) != 1:
+    if not management:
         yield ("planes",), (
-            f"exactly one plane must have purpose 'management' (found {len(management)}): "
-            "it carries SSH to the boxes"
+            "no plane has purpose 'management'; exactly one must: it carries SSH to the boxes"
+        )
+    for i in management[1:]:
+        yield ("planes", i, "purpose"), (
+            f"plane {fleet.planes[management[0]].name} is already the management plane; "
+            "exactly one plane may be (use 'control' or 'data')"
         )
     bridges: dict[str, PathKey] = {}
     for i, plane in enumerate(fleet.planes):
@@ -135,6 +151,8 @@ def _overlaps(nets: Sequence[tuple[PathKey, IPv4Network, str]]) -> Iterator[Find
 
 
 def subnets_sound(fleet: Fleet) -> Iterator[Finding]:
+    """A site's subnet lies inside its plane's CIDR and holds its gateway; the sites'
+    subnets on one plane do not overlap."""
     per_plane: dict[str, list[tuple[PathKey, IPv4Network, str]]] = {}
     planes = {p.name: p for p in fleet.planes}
     for i, site in enumerate(fleet.sites):
@@ -155,6 +173,9 @@ def subnets_sound(fleet: Fleet) -> Iterator[Finding]:
 
 
 def addresses_in_cidrs(fleet: Fleet) -> Iterator[Finding]:
+    """Each box address lies in its plane's CIDR and in its site's subnet on that plane;
+    the management address is the box's `address`; overlay addresses lie in the overlay's
+    CIDR."""
     planes = {p.name: p for p in fleet.planes}
     sites = {s.name: s for s in fleet.sites}
     overlays = {o.name: o for o in fleet.overlays}
@@ -194,6 +215,9 @@ def _placement(ip: IPv4Address, plane: str, cidr: IPv4Network, site: object) -> 
 
 
 def overlays_sound(fleet: Fleet) -> Iterator[Finding]:
+    """Topology `hub` names a hub that is a member; `mesh` names none. The overlay MTU
+    leaves room for the 50-byte VXLAN header on its plane. Members have an interface on
+    the underlay plane."""
     planes = {p.name: p for p in fleet.planes}
     for i, overlay in enumerate(fleet.overlays):
         if overlay.topology == "hub" and overlay.hub is None:
@@ -220,6 +244,9 @@ def overlays_sound(fleet: Fleet) -> Iterator[Finding]:
 
 
 def clusters_sound(fleet: Fleet) -> Iterator[Finding]:
+    """A cluster has an odd number (at least one) of control planes and lists each box
+    once. Pod and service CIDRs overlap neither each other nor a plane or overlay.
+    Runtimes and mesh suit the cluster's tiers (see the runtime rules)."""
     tiers = {b.name: fleet.site(b.site).tier for b in fleet.boxes
              if b.site in {s.name for s in fleet.sites}}
     for i, cluster in enumerate(fleet.clusters):
@@ -232,32 +259,40 @@ def clusters_sound(fleet: Fleet) -> Iterator[Finding]:
                 f"{count} control planes cannot keep etcd quorum through a failure; "
                 "use an odd count (1, 3, 5)"
             )
-        yield from _member_duplicates(cluster.control_planes, cluster.workers, path)
+        yield from _member_duplicates(cluster.members, path, len(cluster.control_planes))
         if cluster.pod_cidr.overlaps(cluster.service_cidr):
-            yield (*path, "service_cidr"), (
-                f"{cluster.service_cidr} overlaps this cluster's pod_cidr {cluster.pod_cidr}"
-            )
+            # Blame the range the user wrote: the other one may be a default.
+            field, net, other, other_net = "service_cidr", cluster.service_cidr, "pod_cidr", (
+                cluster.pod_cidr)
+            if "service_cidr" not in cluster.model_fields_set:
+                field, net, other, other_net = other, other_net, field, cluster.service_cidr
+            yield (*path, field), f"{net} overlaps this cluster's {other} {other_net}"
+        taken = [(f"plane {p.name}", p.cidr) for p in fleet.planes]
+        taken += [(f"overlay {o.name}", o.cidr) for o in fleet.overlays if o.cidr is not None]
         for field, net in (("pod_cidr", cluster.pod_cidr), ("service_cidr", cluster.service_cidr)):
-            for plane in fleet.planes:
-                if net.overlaps(plane.cidr):
-                    yield (*path, field), f"{net} overlaps plane {plane.name} ({plane.cidr})"
+            for label, cidr in taken:
+                if net.overlaps(cidr):
+                    yield (*path, field), f"{net} overlaps {label} ({cidr})"
         yield from _runtime_rules(cluster.runtimes, cluster.mesh,
                                   {tiers[m] for m in cluster.members if m in tiers}, path)
 
 
-def _member_duplicates(
-    control_planes: list[str], workers: list[str], path: PathKey
-) -> Iterator[Finding]:
-    seen = set(control_planes)
-    for j, name in enumerate(workers):
+def _member_duplicates(members: list[str], path: PathKey, control: int) -> Iterator[Finding]:
+    seen: set[str] = set()
+    for k, name in enumerate(members):
         if name in seen:
-            yield (*path, "workers", j), f"box {name} is listed twice in this cluster"
+            where = ("control_planes", k) if k < control else ("workers", k - control)
+            yield (*path, *where), f"box {name} is listed twice in this cluster"
         seen.add(name)
 
 
 def _runtime_rules(
     runtimes: Sequence[str], mesh: str, tiers: set[str], path: PathKey
 ) -> Iterator[Finding]:
+    """runc stays enabled (it is the default RuntimeClass) and each runtime is listed once.
+    A cluster of end-tier devices only gets neither kata (no hardware virtualisation) nor
+    istio (its control plane does not fit). apptainer needs core-tier boxes (HPC/AI
+    training runs in the core)."""
     if "runc" not in runtimes:
         yield (*path, "runtimes"), "runc must stay enabled: it is the default RuntimeClass"
     if len(set(runtimes)) != len(runtimes):
@@ -280,6 +315,7 @@ def _runtime_rules(
 
 
 def artifacts_sound(fleet: Fleet) -> Iterator[Finding]:
+    """Source `offline` names a bundle_dir; artifact names are unique."""
     if fleet.artifacts.source == "offline" and not fleet.artifacts.bundle_dir:
         yield ("artifacts", "bundle_dir"), (
             "source 'offline' needs bundle_dir (build one with `dnabox bundle build`)"

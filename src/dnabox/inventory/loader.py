@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import difflib
+import types
+import typing
 from pathlib import Path
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
 from dnabox.errors import InventoryError, Problem
 from dnabox.inventory.checks import cross_check
-from dnabox.inventory.model import Fleet
+from dnabox.inventory.model import TEXT_FORMATS, Fleet
 from dnabox.inventory.yaml_source import SourceDoc, read_yaml
+
+Loc = tuple[str | int, ...]
 
 
 def load_fleet(path: str | Path) -> Fleet:
@@ -23,45 +28,123 @@ def load_fleet(path: str | Path) -> Fleet:
     try:
         fleet = Fleet.model_validate(doc.data)
     except ValidationError as exc:
-        raise InventoryError(_from_pydantic(exc, doc)) from None
+        raise InventoryError(_by_line(_from_pydantic(exc, doc))) from None
     problems = cross_check(fleet, doc)
     if problems:
-        raise InventoryError(problems)
+        raise InventoryError(_by_line(problems))
     fleet._source = str(path)
     return fleet
+
+
+def _by_line(problems: list[Problem]) -> list[Problem]:
+    # Read top to bottom, the list matches the order in which the user fixes the file.
+    return sorted(problems, key=lambda p: p.line)
 
 
 def _from_pydantic(exc: ValidationError, doc: SourceDoc) -> list[Problem]:
     problems = []
     for err in exc.errors(include_url=False):
-        # Pydantic appends the tag of a union/literal branch to the location; keep only
-        # the parts that exist in the document so the path matches what the user wrote.
         loc = tuple(part for part in err["loc"] if isinstance(part, int | str))
-        loc = _trim_to_document(loc, doc)
-        problems.append(doc.problem(loc, _describe(err)))
+        loc = _trim_to_document(loc, doc, missing=err["type"] == "missing")
+        problems.append(doc.problem(loc, _describe(err, loc)))
     return problems
 
 
-def _trim_to_document(loc: tuple[str | int, ...], doc: SourceDoc) -> tuple[str | int, ...]:
+def _trim_to_document(loc: Loc, doc: SourceDoc, missing: bool) -> Loc:
+    """Cut the tags pydantic appends (``[key]``, union branches) so the path is what the
+    user wrote; a missing key keeps its own name, so ``boxes[2].address`` is reported."""
     for cut in range(len(loc), 0, -1):
         if loc[:cut] in doc.lines:
-            # Keep a missing key's own name in the path, so "boxes[2].address" is reported.
-            return loc[: min(cut + 1, len(loc))]
+            return loc[: cut + 1] if missing and cut < len(loc) else loc[:cut]
     return loc
 
 
-def _describe(err: ErrorDetails) -> str:
+def _describe(err: ErrorDetails, loc: Loc) -> str:
     kind = str(err["type"])
     given = err.get("input")
+    ctx = err.get("ctx") or {}
     if kind == "extra_forbidden":
-        return "unknown key (check the spelling; see docs/inventory.md for the valid keys)"
+        return _unknown_key(loc)
     if kind == "missing":
         return "required field is missing"
-    message = str(err["msg"])
-    if kind == "literal_error":
-        message = message.replace("Input should be", "must be one of")
     if kind == "string_pattern_mismatch":
-        message = "not a valid name: use lower-case letters, digits and '-' (DNS label)"
-    if given is not None and not isinstance(given, dict | list):
-        return f"{message} (got {given!r})"
-    return message
+        fmt = TEXT_FORMATS.get(str(ctx.get("pattern")))
+        if fmt is None:
+            message = f"must match the pattern {ctx.get('pattern')}"
+        else:
+            message = f"not a valid {fmt.label}: {fmt.rule} (e.g. {fmt.example})"
+    elif kind == "string_type" and isinstance(given, int | float | bool):
+        # YAML turned the value into a number or a boolean (yes, 0123, 1e3, 000...).
+        message = "must be text; quote the value so YAML keeps it as text"
+    elif kind == "int_type" and isinstance(given, str) and given.strip().isdigit():
+        message = "must be a number, not text: remove the quotes"
+    elif kind in _PLAIN:
+        message = _PLAIN[kind]
+    elif kind == "literal_error":
+        message = str(err["msg"]).replace("Input should be", "must be one of")
+    else:
+        message = str(err["msg"]).replace("Input should be", "must be")
+    if given is None:
+        return f"{message} (the value is empty)"
+    if isinstance(given, dict | list):
+        return f"{message} (got a {'mapping' if isinstance(given, dict) else 'list'})"
+    return f"{message} (got {given!r})"
+
+
+_PLAIN = {
+    "int_type": "must be a whole number",
+    "int_parsing": "must be a whole number",
+    "int_from_float": "must be a whole number",
+    "string_type": "must be text",
+    "list_type": "must be a list ([a, b] or one '- item' per line)",
+    "dict_type": "must be a mapping (key: value)",
+    "model_type": "must be a mapping (key: value)",
+    "model_attributes_type": "must be a mapping (key: value)",
+    "ip_v4_address": "not a valid IPv4 address; write it like 10.1.2.3",
+    "ip_v4_interface": "not a valid IPv4 address with prefix; write it like 10.1.2.3/24",
+    "ip_v4_network": (
+        "not a valid IPv4 network; write it like 10.1.2.0/24, with no bits set after the prefix"
+    ),
+}
+
+
+def _unknown_key(loc: Loc) -> str:
+    key = str(loc[-1]) if loc else ""
+    valid = sorted(_model_at(loc[:-1]).model_fields) if loc else []
+    close = difflib.get_close_matches(key, valid, n=1)
+    guess = f"did you mean {close[0]!r}? " if close else ""
+    return f"unknown key {key!r}; {guess}valid keys here: {', '.join(valid)}"
+
+
+def _model_at(loc: Loc) -> type[BaseModel]:
+    """The model class that validates the mapping at ``loc`` (walked from Fleet's types)."""
+    model: type[BaseModel] = Fleet
+    annotation: object = Fleet
+    for part in loc:
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            model = annotation
+            field = model.model_fields.get(str(part))
+            if field is None:
+                return model
+            annotation = _unwrap(field.annotation)
+        else:
+            # A list item or a dict value: the element type is the last type argument.
+            args = typing.get_args(annotation)
+            annotation = _unwrap(args[-1]) if args else None
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    return model
+
+
+def _unwrap(annotation: object) -> object:
+    """Drop ``Annotated`` and ``| None`` so only the shape (model, list, dict) is left."""
+    while True:
+        if typing.get_origin(annotation) is typing.Annotated:
+            annotation = typing.get_args(annotation)[0]
+        elif isinstance(annotation, types.UnionType) or typing.get_origin(annotation) is (
+            typing.Union
+        ):
+            rest = [a for a in typing.get_args(annotation) if a is not type(None)]
+            annotation = rest[0]
+        else:
+            return annotation

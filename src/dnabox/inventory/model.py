@@ -2,15 +2,18 @@
 
 Field-level rules live here (types, ranges, name patterns, unknown keys refused);
 rules that relate several objects live in ``checks.py`` so each message can point
-at the exact line that breaks them.
+at the exact line that breaks them. The docstring under each field is its user-facing
+description: ``python -m dnabox.inventory.reference`` turns them into docs/inventory.md.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
-from typing import Annotated, Literal
+from typing import Annotated, Literal, NamedTuple
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr
+from pydantic_core import PydanticCustomError
 
 Tier = Literal["core", "edge", "end"]
 Size = Literal["large", "medium", "small"]
@@ -20,32 +23,101 @@ Distribution = Literal["kubeadm", "k3s"]
 Topology = Literal["mesh", "hub"]
 PlanePurpose = Literal["management", "control", "data"]
 
+
+class TextFormat(NamedTuple):
+    """A constrained kind of text: what error messages and the reference call it."""
+
+    label: str
+    rule: str
+    example: str
+
+
+NAME_PATTERN = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"
+IFNAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,14}$"
+PLANE_NAME_PATTERN = r"^[A-Za-z0-9+_-]{1,16}$"
+HOST_KEY_PATTERN = r"^SHA256:[A-Za-z0-9+/]{43}=?$"
+SHA256_PATTERN = r"^[0-9a-f]{64}$"
+K8S_VERSION_PATTERN = r"^1\.\d{2}$"
+
+# Keyed by pattern: a pydantic pattern error carries only the pattern, and the message
+# must say which kind of text was expected.
+TEXT_FORMATS: dict[str, TextFormat] = {
+    NAME_PATTERN: TextFormat(
+        "name", "1-63 lower-case letters, digits and '-', starting and ending with a letter "
+        "or digit (a DNS label)", "edge-a-1"),
+    IFNAME_PATTERN: TextFormat(
+        "interface name", "at most 15 letters, digits, '_', '.' or '-', starting with a letter "
+        "or digit (the kernel's IFNAMSIZ limit)", "eth1"),
+    PLANE_NAME_PATTERN: TextFormat(
+        "plane name", "1-16 letters, digits, '+', '_' or '-'", "P+M"),
+    HOST_KEY_PATTERN: TextFormat(
+        "host-key fingerprint", "'SHA256:' and 43 base64 characters, as `ssh-keygen -lf` "
+        "prints it", "SHA256:nThbg6kXUpJWGl7E1IGOCspRomTxdCARLviKw6E5SY8"),
+    SHA256_PATTERN: TextFormat(
+        "sha256 digest", "64 lower-case hex digits, as `sha256sum` prints them",
+        "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"),
+    K8S_VERSION_PATTERN: TextFormat(
+        "Kubernetes version", "a minor version, 1.NN", "1.30"),
+}
+
 # DNS-label names: they become hostnames, Kubernetes label values and Pulumi stack names.
-Name = Annotated[str, Field(pattern=r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")]
+Name = Annotated[str, Field(pattern=NAME_PATTERN)]
 # Linux interface names are limited to 15 bytes (IFNAMSIZ - 1).
-IfName = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,14}$")]
-PlaneName = Annotated[str, Field(pattern=r"^[A-Za-z0-9+_-]{1,16}$")]
-HostKeyFingerprint = Annotated[str, Field(pattern=r"^SHA256:[A-Za-z0-9+/]{43}=?$")]
-Sha256 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+IfName = Annotated[str, Field(pattern=IFNAME_PATTERN)]
+PlaneName = Annotated[str, Field(pattern=PLANE_NAME_PATTERN)]
+HostKeyFingerprint = Annotated[str, Field(pattern=HOST_KEY_PATTERN)]
+Sha256 = Annotated[str, Field(pattern=SHA256_PATTERN)]
+KubernetesVersion = Annotated[str, Field(pattern=K8S_VERSION_PATTERN)]
+
+# Numbers are strict: YAML reads `vni: yes` as true and pydantic would take it for 1,
+# and a quoted "22" is a string the author did not mean as a number.
+Port = Annotated[int, Field(strict=True, ge=1, le=65535)]
+VlanId = Annotated[int, Field(strict=True, ge=1, le=4094)]
+Vni = Annotated[int, Field(strict=True, ge=1, le=16_777_215)]
+
+
+def _written_as_text(example: str) -> Callable[[object], object]:
+    """Refuse numbers: ipaddress accepts ``address: 12`` as 0.0.0.12, never what was meant."""
+
+    def check(value: object) -> object:
+        if isinstance(value, int | float):
+            raise PydanticCustomError(
+                "ip_not_text", "must be written as text like {example}, not a number",
+                {"example": example},
+            )
+        return value
+
+    return check
+
+
+Address = Annotated[IPv4Address, BeforeValidator(_written_as_text("10.1.2.3"))]
+AddressWithPrefix = Annotated[IPv4Interface, BeforeValidator(_written_as_text("10.1.2.3/24"))]
+Network = Annotated[IPv4Network, BeforeValidator(_written_as_text("10.1.2.0/24"))]
 
 
 class Strict(BaseModel):
     """Unknown keys are refused: a typo must never be silently ignored."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
 
 
 class Plane(Strict):
     """A network plane (SmartX: P+M power/management, C control, D data)."""
 
     name: PlaneName
+    """The plane's name; boxes, sites and overlays refer to it (P+M, C, D)."""
     purpose: PlanePurpose
-    cidr: IPv4Network
-    vlan: Annotated[int, Field(ge=1, le=4094)] | None = None
-    mtu: Annotated[int, Field(ge=576, le=9216)] = 1500
-    # None keeps the plane on the host NIC. The management plane defaults to None:
-    # moving the SSH address under OVS can lock the operator out of the box.
+    """What the plane carries; exactly one plane is `management` (SSH goes there)."""
+    cidr: Network
+    """The plane's whole address range; site subnets and box addresses lie inside it."""
+    vlan: VlanId | None = None
+    """802.1Q VLAN id of the plane on the wire, when it is tagged."""
+    mtu: Annotated[int, Field(strict=True, ge=576, le=9216)] = 1500
+    """MTU of the plane's links (9000 for jumbo frames on a 10G data plane)."""
     bridge: IfName | None = None
+    """OVS bridge holding the plane on each box. Unset keeps the plane on the host NIC,
+    the safe choice for management: moving the SSH address under OVS can lock the
+    operator out of the box."""
 
 
 def default_planes() -> list[Plane]:
@@ -60,71 +132,106 @@ def default_planes() -> list[Plane]:
 class Subnet(Strict):
     """A site's slice of a plane; boxes of the site take addresses from it."""
 
-    cidr: IPv4Network
-    gateway: IPv4Address | None = None
+    cidr: Network
+    """The slice; it must lie inside the plane's cidr and not overlap another site's."""
+    gateway: Address | None = None
+    """The site's router on this plane; it must lie inside `cidr`."""
 
 
 class Site(Strict):
+    """A place boxes live in: the core datacenter, an edge (MEC) site, or an end site."""
+
     name: Name
+    """The site's name; boxes refer to it."""
     tier: Tier
+    """`core` trains models and holds the data lake, `edge` runs inference near users,
+    `end` holds small devices on site."""
     region: str = ""
-    subnets: dict[str, Subnet] = Field(default_factory=dict)
+    """Free text shown in tables and pictures (e.g. kr-daejeon)."""
+    subnets: dict[PlaneName, Subnet] = Field(default_factory=dict)
+    """Plane name -> the site's subnet on that plane."""
 
 
 class SshAccess(Strict):
     """How to reach a box. ``key`` is a path to a private key file, never key material."""
 
     user: str = "root"
-    port: Annotated[int, Field(ge=1, le=65535)] = 22
+    """The login user."""
+    port: Port = 22
+    """The SSH port."""
     key: str | None = None
+    """Path to the private key file (never the key itself)."""
     known_hosts: str | None = None
+    """Path to the known_hosts file holding the boxes' host keys (checked strictly)."""
 
 
 class SshOverride(Strict):
     """Per-box SSH settings; unset fields fall back to ``defaults.ssh``."""
 
     user: str | None = None
-    port: Annotated[int, Field(ge=1, le=65535)] | None = None
+    """The login user for this box."""
+    port: Port | None = None
+    """The SSH port of this box."""
     key: str | None = None
+    """Path to the private key file for this box."""
     known_hosts: str | None = None
-    # A pinned host-key fingerprint (``ssh-keygen -lf``), checked on every connection.
+    """Path to a known_hosts file for this box."""
     host_key: HostKeyFingerprint | None = None
+    """A pinned host-key fingerprint (`ssh-keygen -lf`), checked on every connection."""
 
 
 class Interface(Strict):
+    """A box's attachment to one plane."""
+
     nic: IfName
-    address: IPv4Interface
+    """The host NIC (or VLAN interface) carrying the plane."""
+    address: AddressWithPrefix
+    """The box's address on the plane, with prefix (10.30.1.11/24)."""
 
 
 class Box(Strict):
     """A hyper-converged server: compute, storage and OVS networking in one box."""
 
     name: Name
+    """The box's name; it becomes its hostname and Kubernetes node name."""
     site: Name
+    """The site the box belongs to; its tier is the site's tier."""
     size: Size = "medium"
+    """Big in the core, medium at the edge, small at the end (NUC / Pi-class)."""
     smartx_type: str | None = None
-    # The management address: SSH goes here.
-    address: IPv4Address
+    """The SmartX box type, informative (e.g. Type-B)."""
+    address: Address
+    """The management address: SSH goes here. It lies in the management plane's cidr and
+    the site's management subnet."""
     ssh: SshOverride = Field(default_factory=SshOverride)
-    interfaces: dict[str, Interface] = Field(default_factory=dict)
-    # Address of this box on each overlay it joins (overlay name -> address/prefix).
-    overlay_addresses: dict[str, IPv4Interface] = Field(default_factory=dict)
+    """SSH settings that differ from `defaults.ssh` for this box."""
+    interfaces: dict[PlaneName, Interface] = Field(default_factory=dict)
+    """Plane name -> the box's NIC and address on that plane."""
+    overlay_addresses: dict[Name, AddressWithPrefix] = Field(default_factory=dict)
+    """Overlay name -> the box's address/prefix on that overlay; listing an overlay here
+    makes the box a member of it."""
 
 
 class Overlay(Strict):
     """A VXLAN overlay joining boxes across sites over one plane's addresses."""
 
     name: Name
-    vni: Annotated[int, Field(ge=1, le=16_777_215)]
-    # The plane whose box addresses are the tunnel endpoints (the underlay).
+    """The overlay's name; boxes refer to it in `overlay_addresses`."""
+    vni: Vni
+    """The VXLAN network identifier, unique in the fleet."""
     plane: PlaneName
-    # The OVS bridge holding the VXLAN ports and the overlay address.
+    """The plane whose box addresses are the tunnel endpoints (the underlay)."""
     bridge: IfName = "br-vxlan"
-    cidr: IPv4Network | None = None
-    # VXLAN adds 50 bytes; without a lower MTU on the overlay, TCP stalls.
-    mtu: Annotated[int, Field(ge=576, le=9000)] = 1450
+    """The OVS bridge holding the VXLAN ports and the overlay address; not a plane's bridge."""
+    cidr: Network | None = None
+    """The overlay's address range; box overlay addresses must lie inside it."""
+    mtu: Annotated[int, Field(strict=True, ge=576, le=9000)] = 1450
+    """MTU inside the overlay. VXLAN adds 50 bytes; without a lower MTU than the underlay
+    plane's, TCP stalls."""
     topology: Topology = "mesh"
+    """`mesh` tunnels every pair of members; `hub` tunnels each member to the hub only."""
     hub: Name | None = None
+    """The hub box; required with topology `hub`, refused with `mesh`."""
 
 
 def _default_runtimes() -> list[Runtime]:
@@ -132,15 +239,27 @@ def _default_runtimes() -> list[Runtime]:
 
 
 class Cluster(Strict):
+    """A Kubernetes cluster formed from boxes; a box belongs to at most one cluster."""
+
     name: Name
+    """The cluster's name; it names the Pulumi stack."""
     distribution: Distribution = "kubeadm"
-    kubernetes_version: Annotated[str, Field(pattern=r"^1\.\d{2}$")] = "1.30"
+    """How Kubernetes is installed."""
+    kubernetes_version: KubernetesVersion = "1.30"
+    """The Kubernetes minor version."""
     control_planes: list[Name]
+    """Boxes running the control plane: at least one, an odd count (etcd quorum)."""
     workers: list[Name] = Field(default_factory=list)
-    pod_cidr: IPv4Network = IPv4Network("10.244.0.0/16")
-    service_cidr: IPv4Network = IPv4Network("10.96.0.0/12")
+    """Boxes joining as workers."""
+    pod_cidr: Network = IPv4Network("10.244.0.0/16")
+    """Pod address range; it must not overlap the service range or any plane."""
+    service_cidr: Network = IPv4Network("10.96.0.0/12")
+    """Service address range; it must not overlap the pod range or any plane."""
     runtimes: list[Runtime] = Field(default_factory=_default_runtimes)
+    """Container runtimes, each a RuntimeClass. `runc` is always on; `kata` needs core or
+    edge boxes; `apptainer` needs core boxes."""
     mesh: Mesh = "none"
+    """The service mesh; `istio` does not fit a cluster of end-tier devices only."""
 
     @property
     def members(self) -> list[str]:
@@ -151,18 +270,24 @@ class Artifact(Strict):
     """A binary the fleet needs that Debian does not ship (kubeadm, kata, apptainer...)."""
 
     name: Name
+    """The artifact's name, unique among artifacts."""
     url: str
+    """Where to download it when `source` is online."""
     sha256: Sha256
-    # Which role consumes it; lets the bundle report what is missing per role.
+    """Its sha256 digest, checked after every download and bundle copy."""
     role: str
+    """The bootstrap role that consumes it; lets the bundle report what is missing per role."""
 
 
 class Artifacts(Strict):
     """Where packages and binaries come from: the network, or an offline bundle directory."""
 
     source: Literal["online", "offline"] = "online"
+    """`online` downloads; `offline` installs from `bundle_dir` only (air-gapped sites)."""
     bundle_dir: str | None = None
+    """The offline bundle directory; required when `source` is offline."""
     files: list[Artifact] = Field(default_factory=list)
+    """The binaries the fleet needs beyond Debian packages."""
 
 
 BootstrapRole = Literal[
@@ -174,25 +299,39 @@ class Bootstrap(Strict):
     """Which bootstrap roles run. The lab skips what this machine cannot host."""
 
     skip_roles: list[BootstrapRole] = Field(default_factory=list)
+    """Bootstrap roles never run on this fleet."""
 
 
 class Defaults(Strict):
+    """Settings every box inherits unless it overrides them."""
+
     ssh: SshAccess = Field(default_factory=SshAccess)
+    """How to reach the boxes over SSH."""
 
 
 class Fleet(Strict):
     """The whole fleet: the single source of truth every other layer derives from."""
 
     name: Name
+    """The fleet's name."""
     description: str = ""
+    """Free text."""
     defaults: Defaults = Field(default_factory=Defaults)
+    """Settings every box inherits."""
     planes: list[Plane] = Field(default_factory=default_planes)
+    """The network planes; unset gives the SmartX P+M, C and D planes."""
     sites: list[Site]
+    """The sites, each in one tier."""
     boxes: list[Box]
+    """The boxes, each in one site."""
     overlays: list[Overlay] = Field(default_factory=list)
+    """VXLAN overlays joining boxes across sites."""
     clusters: list[Cluster] = Field(default_factory=list)
+    """Kubernetes clusters formed from the boxes."""
     artifacts: Artifacts = Field(default_factory=Artifacts)
+    """Where binaries come from."""
     bootstrap: Bootstrap = Field(default_factory=Bootstrap)
+    """Which bootstrap roles run."""
 
     _source: str = PrivateAttr(default="")
 

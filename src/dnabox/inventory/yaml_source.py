@@ -63,10 +63,7 @@ def read_yaml(path: Path) -> SourceDoc:
             raise InventoryError([Problem(name, 1, "(document)", "the file is empty")])
         data = loader.construct_document(node)
     except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark else 1
-        reason = exc.problem or "not valid YAML"
-        raise InventoryError([Problem(name, line, "(syntax)", f"invalid YAML: {reason}")]) from exc
+        raise InventoryError([_syntax_problem(name, exc, len(text.splitlines()))]) from exc
     finally:
         loader.dispose()
     lines: dict[PathKey, int] = {}
@@ -75,6 +72,25 @@ def read_yaml(path: Path) -> SourceDoc:
     if problems:
         raise InventoryError(problems)
     return SourceDoc(name, data, lines)
+
+
+def _syntax_problem(name: str, exc: yaml.MarkedYAMLError, last_line: int) -> Problem:
+    """Locate a syntax error where the parser gave up, and say where the construct began."""
+    mark = exc.problem_mark or exc.context_mark
+    if mark is not None and mark.line + 1 > last_line and exc.context_mark is not None:
+        # The parser ran off the end of the file (an unclosed quote or bracket): the
+        # line that opened the construct is the one to edit.
+        mark = exc.context_mark
+    line = mark.line + 1 if mark else 1
+    reason = exc.problem or "not valid YAML"
+    if "'\\t'" in reason:
+        reason += " (YAML indents with spaces, never tabs)"
+    if exc.context and exc.context_mark is not None:
+        start = exc.context_mark.line + 1
+        reason += f" ({exc.context} " + (
+            "on this line)" if start == line else f"that starts on line {start})"
+        )
+    return Problem(name, line, "(syntax)", f"invalid YAML: {reason}")
 
 
 def _index(
