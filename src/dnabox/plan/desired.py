@@ -21,6 +21,7 @@ import yaml
 
 from dnabox.inventory.model import Box, Fleet
 from dnabox.plan.ansible_inventory import render_inventory
+from dnabox.plan.managed_files import read_table
 from dnabox.plan.project import ProjectPaths
 from dnabox.plan.roles import roles_for
 
@@ -72,12 +73,7 @@ class BoxPlan:
 
 
 def load_managed_files(templates: Path) -> list[ManagedFile]:
-    table = templates / "files.yml"
-    if not table.exists():
-        return []
-    entries = yaml.safe_load(table.read_text(encoding="utf-8")) or []
-    return [ManagedFile(e["role"], e["src"], e["dest"], str(e.get("mode", "0644")))
-            for e in entries]
+    return [ManagedFile(e["role"], e["src"], e["dest"], e["mode"]) for e in read_table(templates)]
 
 
 def template_environment(templates: Path) -> jinja2.Environment:

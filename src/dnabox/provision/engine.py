@@ -7,6 +7,7 @@ written back after success. A converged fleet costs one SSH round trip per box.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import shutil
@@ -16,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dnabox.adapters import ansible
+from dnabox.adapters.ansible import TaskEvent, run_playbook
 from dnabox.adapters.ssh import ConnectionPool
 from dnabox.inventory.model import Fleet
 from dnabox.plan.ansible_inventory import render_inventory
@@ -164,11 +165,11 @@ class Provisioner:
             return UnitOutcome("ok", "converged")
         failed: list[str] = []
         for index, (roles, boxes) in enumerate(sorted(groups.items())):
-            result = ansible.run_playbook(
+            result = run_playbook(
                 self.project.site_playbook, self.inventory,
                 private_data_dir=self.state / "ansible" / f"{unit.id.replace(':', '-')}-{index}",
                 limit=boxes, tags=list(roles), forks=self.options.forks,
-                on_event=lambda event, site=unit.site: self._task_event(event, site),
+                on_event=functools.partial(self._task_event, site=unit.site),
             )
             for box in boxes:
                 stats = result.hosts.get(box)
@@ -180,7 +181,7 @@ class Provisioner:
             return UnitOutcome("failed", f"ansible failed on {', '.join(sorted(failed))}")
         return UnitOutcome("changed", f"ran {sum(len(b) for b in groups.values())} boxes")
 
-    def _task_event(self, event: ansible.TaskEvent, site: str) -> None:
+    def _task_event(self, event: TaskEvent, site: str) -> None:
         self.sink(Event("task", "failed" if event.status in {"failed", "unreachable"} else "info",
                         box=event.host, site=site, message=f"{event.role}: {event.task}",
                         data={"status": event.status}))
