@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from dnabox.cli import converge, fanout, inventory, observe
+from dnabox.cli import converge, fanout, inventory, lab, observe
 
 app = typer.Typer(
     name="dnabox",
@@ -14,6 +14,7 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 app.add_typer(inventory.app, name="inventory")
+app.add_typer(lab.app, name="lab")
 app.command("plan")(converge.plan)
 app.command("up")(converge.up)
 app.command("status")(observe.status)

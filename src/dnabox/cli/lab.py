@@ -1,0 +1,131 @@
+"""`dnabox lab`: real boxes on this machine, for the demo and the integration tests."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from dnabox import lab
+from dnabox.cli.common import (
+    DEFAULT_INVENTORY,
+    InventoryOption,
+    JsonOption,
+    command,
+    fleet_from,
+    print_json,
+    stderr,
+    stdout,
+)
+from dnabox.errors import DnaboxError
+
+app = typer.Typer(help="Build, inspect and remove the local lab of boxes.",
+                  no_args_is_help=True)
+
+
+def _progress(message: str) -> None:
+    stderr().print(f"[dim]lab:[/] {message}", highlight=False)
+
+
+@app.command()
+@command
+def up(inventory: InventoryOption = DEFAULT_INVENTORY, json_output: JsonOption = False) -> None:
+    """Bring up one box per inventory box: own netns, root filesystem, sshd and host key.
+
+    Idempotent: running boxes are kept as they are. Needs root. The first run builds the
+    root filesystem and the package repository caches (see `dnabox lab cache`).
+
+    Example: sudo dnabox lab up -i inventory/lab.yaml
+    """
+    fleet = fleet_from(inventory)
+    report = lab.up(fleet, log=_progress)
+    if json_output:
+        print_json({"fleet": report.fleet, "started": report.started, "kept": report.kept,
+                    "removed": report.removed, "seconds": report.seconds})
+        return
+    stdout().print(
+        f"[green]lab {report.fleet} is up[/]: {len(report.started)} started, "
+        f"{len(report.kept)} kept, {len(report.removed)} removed in {report.seconds:.1f} s"
+    )
+
+
+@app.command()
+@command
+def down(inventory: InventoryOption = DEFAULT_INVENTORY) -> None:
+    """Remove every namespace, process, link, cgroup and file the lab made.
+
+    Works after a crashed `lab up` too. The caches stay (see `dnabox lab cache`).
+
+    Example: sudo dnabox lab down -i inventory/lab.yaml
+    """
+    fleet = fleet_from(inventory)
+    removed = lab.down(fleet, log=_progress)
+    stdout().print(f"lab {fleet.name} removed" if removed else f"lab {fleet.name} was not up")
+
+
+@app.command()
+@command
+def status(inventory: InventoryOption = DEFAULT_INVENTORY,
+           json_output: JsonOption = False) -> None:
+    """Show each box of the lab: running, starting, stopped or absent.
+
+    Example: dnabox lab status --json
+    """
+    fleet = fleet_from(inventory)
+    boxes = lab.status(fleet)
+    if json_output:
+        print_json({"boxes": [{"name": b.name, "site": b.site, "address": b.address,
+                               "state": b.state} for b in boxes]})
+        return
+    table = Table(title=f"Lab {fleet.name}")
+    for column in ("box", "site", "address", "state"):
+        table.add_column(column)
+    for box in boxes:
+        table.add_row(box.name, box.site, box.address, box.state)
+    stdout().print(table)
+
+
+@app.command(context_settings={"allow_interspersed_args": False})
+@command
+def ssh(
+    box: Annotated[str, typer.Argument(help="Box name.")],
+    remote: Annotated[list[str] | None, typer.Argument(help="Command to run (after --).")] = None,
+    inventory: InventoryOption = DEFAULT_INVENTORY,
+) -> None:
+    """Open a shell on a box, or run a command, with the lab's key and strict host keys.
+
+    Example: dnabox lab ssh core-1 -- hostname
+    """
+    fleet = fleet_from(inventory)
+    names = [b.name for b in fleet.boxes]
+    if box not in names:
+        raise DnaboxError(f"no box {box} in {inventory}", hint=f"boxes: {', '.join(names)}")
+    paths = lab.LabPaths()
+    target = fleet.box(box)
+    argv = lab.ssh_argv(
+        key=paths.private_key(fleet.name), known_hosts=paths.known_hosts(fleet.name),
+        user=fleet.ssh_for(target).user, address=str(target.address),
+        port=fleet.ssh_for(target).port, command=remote or [],
+    )
+    if not paths.known_hosts(fleet.name).exists():
+        raise DnaboxError(f"the lab of fleet {fleet.name} is not up",
+                          hint=f"sudo dnabox lab up -i {inventory}")
+    sys.stdout.flush()
+    raise typer.Exit(subprocess.run(argv, check=False).returncode)
+
+
+@app.command()
+@command
+def cache() -> None:
+    """Build the lab's caches if missing: Debian root filesystem, package repository.
+
+    The repository holds every package the bootstrap roles install, with dependencies.
+    Needs the Debian mirror once; `lab up` builds missing caches itself.
+
+    Example: sudo dnabox lab cache
+    """
+    rootfs, repo = lab.cache(log=_progress)
+    stdout().print(f"root filesystem: {rootfs}\npackage repository: {repo}")

@@ -1,0 +1,124 @@
+"""The lab's networks: a router namespace holding one bridge per (site, plane), a veth
+per box NIC, and one veth pair linking the host to the router.
+
+The bridges live inside the router namespace, so the host namespace gains exactly one
+interface and one route (the management plane), and deleting the router removes them all.
+The router has no default route and the host does not forward: boxes reach the lab only.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from ipaddress import IPv4Interface, IPv4Network
+from pathlib import Path
+
+from dnabox.errors import EnvironmentProblem
+from dnabox.lab.layout import BoxLayout, NetworkLayout
+from dnabox.lab.run import ip_batch, run
+
+NETNS_DIR = Path("/run/netns")
+
+
+def router_ip(net: NetworkLayout) -> str:
+    return str(IPv4Interface(net.router_address).ip)
+
+
+def host_commands(net: NetworkLayout) -> list[str]:
+    return [
+        f"addr add {net.host_address} dev {net.host_link}",
+        f"link set {net.host_link} up",
+        f"route add {net.management_cidr} via {router_ip(net)} dev {net.host_link}",
+    ]
+
+
+def router_commands(net: NetworkLayout) -> list[str]:
+    commands = [
+        "link set lo up",
+        f"addr add {net.router_address} dev {net.router_link}",
+        f"link set {net.router_link} up",
+    ]
+    for bridge in net.bridges:
+        commands += [
+            f"link add {bridge.name} address {bridge.mac} mtu {bridge.mtu} type bridge",
+            f"link set {bridge.name} up",
+        ]
+        if bridge.gateway:
+            commands.append(f"addr add {bridge.gateway} dev {bridge.name}")
+    return commands
+
+
+def veth_commands(box: BoxLayout, router_ns: str) -> list[str]:
+    """Run in the host namespace: each pair is born with its ends in their namespaces."""
+    return [
+        f"link add {nic.name} netns {box.netns} address {nic.mac} mtu {nic.mtu} "
+        f"type veth peer name {nic.peer} netns {router_ns} mtu {nic.mtu}"
+        for nic in box.nics
+    ]
+
+
+def attach_commands(box: BoxLayout) -> list[str]:
+    """Run in the router namespace."""
+    return [f"link set {nic.peer} master {nic.bridge} up" for nic in box.nics]
+
+
+def box_commands(box: BoxLayout) -> list[str]:
+    """Run in the box namespace."""
+    commands = ["link set lo up"]
+    for nic in box.nics:
+        commands += [f"addr add {nic.address} dev {nic.name}", f"link set {nic.name} up"]
+        commands += [f"route add {r.destination} via {r.via} dev {nic.name}" for r in nic.routes]
+    return commands
+
+
+def netns_exists(name: str) -> bool:
+    return (NETNS_DIR / name).exists()
+
+
+def link_exists(name: str) -> bool:
+    return Path("/sys/class/net", name).exists()
+
+
+def check_host_routes(net: NetworkLayout, routes_json: str | None = None) -> None:
+    """Refuse a management plane that would shadow a network the host already routes."""
+    text = routes_json if routes_json is not None else run(["ip", "-j", "-4", "route"]).stdout
+    lab = IPv4Network(net.management_cidr)
+    for route in json.loads(text or "[]"):
+        destination = route.get("dst", "default")
+        if destination == "default" or route.get("dev") == net.host_link:
+            continue
+        if IPv4Network(destination, strict=False).overlaps(lab):
+            raise EnvironmentProblem(
+                f"the host already routes {destination} (dev {route.get('dev')}), which "
+                f"overlaps the lab's management plane {lab}",
+                hint="give the lab fleet a management plane the host does not use",
+            )
+
+
+def create_router(net: NetworkLayout) -> None:
+    run(["ip", "netns", "add", net.router_ns])
+    run(["ip", "link", "add", net.host_link, "type", "veth", "peer", "name", net.router_link,
+         "netns", net.router_ns])
+    ip_batch(host_commands(net))
+    ip_batch(router_commands(net), net.router_ns)
+    # Forwarding is per namespace: only the router forwards, the host keeps its setting.
+    run(["ip", "netns", "exec", net.router_ns, "sh", "-c",
+         "echo 1 > /proc/sys/net/ipv4/ip_forward"])
+
+
+def create_box_links(boxes: Sequence[BoxLayout], router_ns: str) -> None:
+    ip_batch([f"netns add {box.netns}" for box in boxes])
+    ip_batch([command for box in boxes for command in veth_commands(box, router_ns)])
+    ip_batch([command for box in boxes for command in attach_commands(box)], router_ns)
+    for box in boxes:
+        ip_batch(box_commands(box), box.netns)
+
+
+def delete_netns(name: str) -> None:
+    if netns_exists(name):
+        run(["ip", "netns", "delete", name])
+
+
+def delete_link(name: str) -> None:
+    if link_exists(name):
+        run(["ip", "link", "delete", name])
