@@ -1,0 +1,208 @@
+"""`dnabox stack`: config generation, the missing-CLI boundary, and the per-stack processes."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import typer
+import yaml
+from typer.testing import CliRunner
+
+from dnabox.adapters import pulumi as adapter
+from dnabox.cli import stack
+from dnabox.errors import EnvironmentProblem
+from dnabox.inventory import load_fleet
+from dnabox.layers import stack_config
+
+ROOT = Path(__file__).resolve().parents[2]
+PLAYGROUND = ROOT / "inventory" / "smartx-playground.yaml"
+LAB = ROOT / "inventory" / "lab.yaml"
+
+
+def cli() -> typer.Typer:
+    # The group alone, as app.py registers it: other groups are not under test here.
+    app = typer.Typer()
+    app.add_typer(stack.app, name="stack")
+    return app
+
+
+def invoke(*args: str, env: dict[str, str] | None = None) -> tuple[int, str]:
+    result = CliRunner().invoke(cli(), ["stack", *args], env=env)
+    return result.exit_code, result.output
+
+
+# --- config ------------------------------------------------------------------------------
+
+def test_checked_in_stack_config_is_what_the_inventory_generates(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(ROOT)
+    fleet = load_fleet(PLAYGROUND)
+    files = stack_config.stack_files(fleet, "inventory/smartx-playground.yaml")
+    assert sorted(files) == sorted(f"Pulumi.{c.name}.yaml" for c in fleet.clusters)
+    for name, text in files.items():
+        assert (ROOT / name).read_text() == text, f"{name} is stale"
+    code, output = invoke("config", "-i", "inventory/smartx-playground.yaml", "--check")
+    assert code == 0, output
+
+
+def test_config_writes_one_file_per_cluster_with_a_project_relative_inventory(
+        tmp_path: Path) -> None:
+    code, output = invoke("config", "-i", str(LAB), "-o", str(tmp_path))
+    assert code == 0, output
+    written = sorted(p.name for p in tmp_path.iterdir())
+    assert written == ["Pulumi.core.yaml", "Pulumi.edge.yaml"]
+    config = yaml.safe_load((tmp_path / "Pulumi.edge.yaml").read_text())["config"]
+    assert config == {
+        "dnabox:inventory": os.path.relpath(LAB, tmp_path),
+        "dnabox:cluster": "edge",
+        "dnabox:kubeconfig": ".dnabox/kubeconfig/lab/edge.yaml",
+    }
+    # And the check agrees with what was just written.
+    assert invoke("config", "-i", str(LAB), "-o", str(tmp_path), "--check")[0] == 0
+
+
+def test_config_check_fails_on_a_stale_file(tmp_path: Path) -> None:
+    invoke("config", "-i", str(LAB), "-o", str(tmp_path), "--cluster", "core")
+    (tmp_path / "Pulumi.core.yaml").write_text("config: {}\n")
+    code, output = invoke("config", "-i", str(LAB), "-o", str(tmp_path), "--cluster", "core",
+                          "--check")
+    assert code == 1
+    assert "stale stack config: Pulumi.core.yaml" in output
+
+
+def test_config_json_and_unknown_cluster(tmp_path: Path) -> None:
+    code, output = invoke("config", "-i", str(LAB), "-o", str(tmp_path), "--json",
+                          "--cluster", "edge")
+    assert code == 0 and '"Pulumi.edge.yaml"' in output
+    code, output = invoke("config", "-i", str(LAB), "-o", str(tmp_path), "--cluster", "nope")
+    assert code == 2 and "no cluster named 'nope'" in output and "core, edge" in output
+
+
+# --- the Pulumi CLI boundary ---------------------------------------------------------------
+
+@pytest.mark.parametrize("operation", ["preview", "up", "destroy"])
+def test_without_pulumi_cli_every_operation_says_how_to_install_it(
+        operation: str, tmp_path: Path) -> None:
+    args = [operation, "-i", str(PLAYGROUND)] + (["--yes"] if operation == "destroy" else [])
+    code, output = invoke(*args, env={"PATH": str(tmp_path)})  # an empty PATH dir
+    assert code == EnvironmentProblem.exit_code == 3
+    flat = " ".join(output.split())
+    assert "Pulumi CLI (`pulumi`) is not on PATH" in flat
+    assert "curl -fsSL https://get.pulumi.com | sh" in flat
+
+
+def test_require_pulumi_cli_finds_it_when_present(tmp_path: Path) -> None:
+    fake = tmp_path / "pulumi"
+    fake.write_text("#!/bin/sh\n")
+    fake.chmod(0o755)
+    assert adapter.require_pulumi_cli(lambda name: str(fake)) == str(fake)
+    with pytest.raises(EnvironmentProblem) as caught:
+        adapter.require_pulumi_cli(lambda name: None)
+    assert adapter.INSTALL_COMMAND in caught.value.hint
+
+
+def test_destroy_needs_confirmation() -> None:
+    code, output = invoke("destroy", "-i", str(LAB))
+    assert code == 2 and "--yes" in output
+
+
+# --- jobs, work dirs, backend --------------------------------------------------------------
+
+def env_with(tmp_path: Path, **extra: str) -> dict[str, str]:
+    return {"DNABOX_STATE_DIR": str(tmp_path / "state"), "PULUMI_CONFIG_PASSPHRASE": "x",
+            **extra}
+
+
+def test_one_work_dir_and_a_file_backend_per_fleet(tmp_path: Path) -> None:
+    fleet = load_fleet(PLAYGROUND)
+    jobs = adapter.plan_jobs(fleet, PLAYGROUND, "preview", env=env_with(tmp_path),
+                             project_root=ROOT)
+    assert [j.cluster for j in jobs] == [c.name for c in fleet.clusters]
+    assert len({j.work_dir for j in jobs}) == len(jobs)
+    state = (tmp_path / "state").resolve()
+    assert {j.env["PULUMI_BACKEND_URL"] for j in jobs} == {
+        f"file://{state}/pulumi/backend/smartx-playground"}
+    assert all(j.work_dir.is_relative_to(state / "pulumi" / "work") for j in jobs)
+    lab = adapter.plan_jobs(load_fleet(LAB), LAB, "up", env=env_with(tmp_path),
+                            project_root=ROOT)
+    # Both fleets have a cluster "core": their stacks must not share a backend.
+    assert lab[0].env["PULUMI_BACKEND_URL"] != jobs[0].env["PULUMI_BACKEND_URL"]
+
+
+def test_backend_url_from_the_environment_wins(tmp_path: Path) -> None:
+    jobs = adapter.plan_jobs(load_fleet(LAB), LAB, "up", cluster="edge",
+                             env=env_with(tmp_path, PULUMI_BACKEND_URL="s3://bucket/x"),
+                             project_root=ROOT)
+    assert [(j.cluster, j.env["PULUMI_BACKEND_URL"]) for j in jobs] == [("edge", "s3://bucket/x")]
+
+
+def test_a_file_backend_needs_a_passphrase(tmp_path: Path) -> None:
+    with pytest.raises(EnvironmentProblem, match="passphrase"):
+        adapter.plan_jobs(load_fleet(LAB), LAB, "up",
+                          env={"DNABOX_STATE_DIR": str(tmp_path)}, project_root=ROOT)
+
+
+def test_default_state_dir_is_in_the_project() -> None:
+    assert adapter.state_dir(ROOT, {}) == ROOT / ".dnabox"
+    assert adapter.find_project_root(ROOT / "src" / "dnabox") == ROOT
+
+
+def test_work_dir_runs_the_repo_program_with_absolute_config(tmp_path: Path) -> None:
+    (job,) = adapter.plan_jobs(load_fleet(LAB), LAB, "preview", cluster="core",
+                               env=env_with(tmp_path), project_root=ROOT)
+    adapter.prepare_work_dir(job)
+    adapter.prepare_work_dir(job)  # idempotent: a second run reuses the dir
+    assert (job.work_dir / "Pulumi.yaml").read_text() == (ROOT / "Pulumi.yaml").read_text()
+    assert (job.work_dir / "stacks").resolve() == ROOT / "stacks"
+    assert (job.work_dir / "stacks" / "__main__.py").is_file()
+    config = adapter.job_config(job)
+    assert set(config) == {stack_config.qualified(k) for k in stack_config.KEYS}
+    inventory, _ = config["dnabox:inventory"]
+    kubeconfig, secret = config["dnabox:kubeconfig"]
+    assert Path(inventory) == LAB.resolve()
+    assert secret and kubeconfig.endswith("/kubeconfig/lab/core.yaml")
+    assert config["dnabox:cluster"] == ("core", False)
+
+
+def fake_runner(job: adapter.StackJob) -> adapter.StackOutcome:
+    """Stands in for the Automation API: records which process ran which stack."""
+    adapter.prepare_work_dir(job)
+    (job.work_dir / "ran").write_text(str(os.getpid()))
+    ok = job.cluster != "edge-jnu"
+    return adapter.StackOutcome(job.cluster, job.operation, ok, {"same": 3} if ok else {},
+                                str(job.work_dir / "ran"), "" if ok else "boom", os.getpid())
+
+
+def test_every_stack_runs_in_its_own_process(tmp_path: Path) -> None:
+    jobs = adapter.plan_jobs(load_fleet(PLAYGROUND), PLAYGROUND, "up", env=env_with(tmp_path),
+                             project_root=ROOT)
+    outcomes = adapter.run_stacks(jobs, runner=fake_runner, parallel=2)
+    assert [o.cluster for o in outcomes] == [j.cluster for j in jobs]
+    pids = [o.pid for o in outcomes]
+    assert len(set(pids)) == len(jobs) and os.getpid() not in pids
+    # A failing stack is reported, and the others still ran.
+    assert [o.ok for o in outcomes] == [True, True, True, False]
+    assert all((j.work_dir / "ran").read_text() == str(o.pid) for j, o in zip(jobs, outcomes,
+                                                                               strict=True))
+
+
+def test_cli_reports_each_stack_and_fails_when_one_does(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Everything past the Pulumi CLI check, with the fake runner in place of the CLI.
+    monkeypatch.setattr(adapter, "require_pulumi_cli", lambda: "/usr/bin/pulumi")
+    real_run_stacks = adapter.run_stacks
+    monkeypatch.setattr(adapter, "run_stacks", lambda jobs, parallel=0: real_run_stacks(
+        jobs, runner=fake_runner, parallel=parallel))
+    monkeypatch.chdir(ROOT)
+    env = env_with(tmp_path)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    code, output = invoke("up", "-i", str(PLAYGROUND), "--json")
+    assert code == 2
+    assert '"cluster": "edge-jnu", "operation": "up", "ok": false' in output
+    assert "up failed on 1 of 4 stacks: edge-jnu" in output
+    code, output = invoke("preview", "-i", str(PLAYGROUND), "--cluster", "core")
+    assert code == 0, output
+    assert "core" in output and "same 3" in output
