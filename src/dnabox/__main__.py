@@ -1,0 +1,5 @@
+"""`python -m dnabox` runs the CLI (same as the `dnabox` console script)."""
+
+from dnabox.cli.app import main
+
+main()
