@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from dnabox.cli import converge, fanout, inventory, lab, observe
+from dnabox.cli import converge, fanout, inventory, lab, observe, stack
 
 app = typer.Typer(
     name="dnabox",
@@ -15,6 +15,7 @@ app = typer.Typer(
 )
 app.add_typer(inventory.app, name="inventory")
 app.add_typer(lab.app, name="lab")
+app.add_typer(stack.app, name="stack")
 app.command("plan")(converge.plan)
 app.command("up")(converge.up)
 app.command("status")(observe.status)
