@@ -206,3 +206,34 @@ def test_cli_reports_each_stack_and_fails_when_one_does(
     code, output = invoke("preview", "-i", str(PLAYGROUND), "--cluster", "core")
     assert code == 0, output
     assert "core" in output and "same 3" in output
+
+
+FAKE_PULUMI = """#!/bin/sh
+# Answers `version` like a real CLI, then refuses: how far dnabox gets without a real one.
+echo "$PWD|$PULUMI_BACKEND_URL|$*" >> "$(dirname "$0")/calls"
+if [ "$1" = version ]; then echo v3.200.0; exit 0; fi
+echo "error: no cluster reachable" >&2
+exit 255
+"""
+
+
+def test_past_the_boundary_each_stack_drives_the_cli_from_its_own_work_dir(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "pulumi").write_text(FAKE_PULUMI)
+    (bin_dir / "pulumi").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    jobs = adapter.plan_jobs(load_fleet(LAB), LAB, "preview", env=env_with(tmp_path),
+                             project_root=ROOT)
+    outcomes = adapter.run_stacks(jobs)
+    assert [(o.cluster, o.ok) for o in outcomes] == [("core", False), ("edge", False)]
+    assert all(o.error == "error: no cluster reachable" for o in outcomes)
+    assert len({o.pid for o in outcomes}) == 2
+    calls = (bin_dir / "calls").read_text().splitlines()
+    selects = sorted(c for c in calls if "stack select" in c)
+    backend = jobs[0].env["PULUMI_BACKEND_URL"]
+    assert selects == [
+        f"{jobs[0].work_dir}|{backend}|--non-interactive stack select --stack core",
+        f"{jobs[1].work_dir}|{backend}|--non-interactive stack select --stack edge",
+    ]

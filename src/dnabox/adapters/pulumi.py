@@ -182,8 +182,9 @@ def _operate(stack: Any, operation: Operation, write: Callable[[str], Any]) -> d
 
 
 def _tail(text: str, lines: int = 6) -> str:
-    # Pulumi masks secrets in its own output; keep only the end, where the cause is.
-    kept = [line for line in text.strip().splitlines() if line.strip()]
+    """The end of the CLI's stderr (where the cause is); Pulumi masks secrets in it."""
+    _, marker, stderr = text.partition(" stderr: ")
+    kept = [line for line in (stderr if marker else text).strip().splitlines() if line.strip()]
     return "\n".join(kept[-lines:])
 
 
