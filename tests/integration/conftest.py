@@ -1,0 +1,92 @@
+"""The lab for integration tests: one lab per test session, brought up and down here.
+
+Tests ask for the `lab` fixture and get the fleet, its inventory path, and helpers that
+run commands in a box over real SSH with strict host-key checking. Only one lab may run
+on a machine at a time: run lab tests under `flock /tmp/dnabox-lab.lock pytest ...`.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from dnabox import lab as lab_api
+from dnabox.inventory import Fleet, load_fleet
+
+ROOT = Path(__file__).resolve().parents[2]
+LAB_INVENTORY = ROOT / "inventory" / "lab.yaml"
+
+
+@dataclass(frozen=True)
+class Lab:
+    fleet: Fleet
+    inventory: Path
+    paths: lab_api.LabPaths
+
+    def ssh_argv(self, box: str, command: Sequence[str] = (),
+                 known_hosts: Path | None = None) -> list[str]:
+        target = self.fleet.box(box)
+        ssh = self.fleet.ssh_for(target)
+        return lab_api.ssh_argv(
+            key=self.paths.private_key(self.fleet.name),
+            known_hosts=known_hosts or self.paths.known_hosts(self.fleet.name),
+            user=ssh.user, address=ssh.host, port=ssh.port, command=command,
+        )
+
+    def run(self, box: str, command: str, *, check: bool = True, stdin: str | None = None,
+            timeout: float = 120) -> subprocess.CompletedProcess[str]:
+        """Run a shell command in ``box`` over SSH; fail the test on a non-zero exit."""
+        result = subprocess.run(self.ssh_argv(box, [command]), input=stdin, text=True,
+                                capture_output=True, timeout=timeout, check=False)
+        if check and result.returncode != 0:
+            pytest.fail(f"`{command}` on {box} exited {result.returncode}:\n"
+                        f"{result.stdout}\n{result.stderr}")
+        return result
+
+    def up(self) -> lab_api.UpReport:
+        return lab_api.up(self.fleet, self.paths)
+
+    def down(self) -> bool:
+        return lab_api.down(self.fleet, self.paths)
+
+    @staticmethod
+    def cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+        """The real `dnabox` CLI in a child process, as a user runs it."""
+        return subprocess.run([*DNABOX, *args], capture_output=True, text=True,
+                              timeout=timeout, check=False, cwd=ROOT)
+
+
+DNABOX = (sys.executable, "-c", "from dnabox.cli.app import main; main()")
+
+
+def cannot_host_namespaces() -> str | None:
+    """Why this machine cannot run the lab, or None when it can."""
+    if os.geteuid() != 0:
+        return "the lab needs root (network namespaces, mounts, cgroups)"
+    if shutil.which("ip") is None or shutil.which("unshare") is None:
+        return "the lab needs `ip` and `unshare` (apt-get install -y iproute2 util-linux)"
+    probe = subprocess.run(["unshare", "--net", "--mount", "--pid", "--fork", "true"],
+                           capture_output=True, check=False)
+    if probe.returncode != 0:
+        return f"this machine cannot create namespaces: {probe.stderr.decode().strip()}"
+    return None
+
+
+@pytest.fixture(scope="session")
+def lab() -> Iterator[Lab]:
+    reason = cannot_host_namespaces()
+    if reason is not None:
+        pytest.skip(reason)
+    fleet = load_fleet(LAB_INVENTORY)
+    handle = Lab(fleet=fleet, inventory=LAB_INVENTORY, paths=lab_api.LabPaths())
+    handle.down()  # a fresh lab: nothing left over from an interrupted session
+    handle.up()
+    yield handle
+    handle.down()
