@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from importlib import metadata
 from pathlib import Path
 
 import pytest
@@ -211,7 +212,7 @@ def test_cli_reports_each_stack_and_fails_when_one_does(
 FAKE_PULUMI = """#!/bin/sh
 # Answers `version` like a real CLI, then refuses: how far dnabox gets without a real one.
 echo "$PWD|$PULUMI_BACKEND_URL|$*" >> "$(dirname "$0")/calls"
-if [ "$1" = version ]; then echo v3.200.0; exit 0; fi
+if [ "$1" = version ]; then echo v{version}; exit 0; fi
 echo "error: no cluster reachable" >&2
 exit 255
 """
@@ -221,7 +222,8 @@ def test_past_the_boundary_each_stack_drives_the_cli_from_its_own_work_dir(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
-    (bin_dir / "pulumi").write_text(FAKE_PULUMI)
+    # The SDK's own version: the Automation API refuses CLIs older than it needs.
+    (bin_dir / "pulumi").write_text(FAKE_PULUMI.format(version=metadata.version("pulumi")))
     (bin_dir / "pulumi").chmod(0o755)
     monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
     jobs = adapter.plan_jobs(load_fleet(LAB), LAB, "preview", env=env_with(tmp_path),

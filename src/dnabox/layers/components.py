@@ -136,11 +136,11 @@ class ServiceMesh(pulumi.ComponentResource):
         namespace = mesh.mesh_namespace(self.plan)
         if namespace is not None:
             ns = apply_manifest(namespace, pulumi.ResourceOptions(parent=self))
-            extra = self._linkerd_identity() if self.plan.mode == "linkerd" else {}
+            needs_identity = any(c.needs_identity for c in self.plan.charts)
+            extra = self._linkerd_identity() if needs_identity else {}
             for chart in self.plan.charts:
                 after = [ns, *(self.releases[r] for r in chart.after)]
-                values = {**chart.values, **extra} if chart.chart.endswith("control-plane") \
-                    else chart.values
+                values = {**chart.values, **extra} if chart.needs_identity else chart.values
                 self.releases[chart.release] = k8s.helm.v3.Release(
                     chart.release,
                     name=chart.release,

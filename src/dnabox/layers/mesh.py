@@ -36,6 +36,8 @@ class HelmChart:
     namespace: str
     values: dict[str, Any]
     after: tuple[str, ...] = ()
+    # Linkerd's control plane also takes the identity certificates the component makes.
+    needs_identity: bool = False
 
 
 @dataclass(frozen=True)
@@ -133,6 +135,7 @@ def _linkerd(fleet: Fleet, cluster: Cluster) -> MeshPlan:
         LINKERD_NAMESPACE,
         {"controllerReplicas": 1 if edge else 2, "proxy": proxy},
         ("linkerd-crds",),
+        needs_identity=True,
     )
     return MeshPlan("linkerd", LINKERD_NAMESPACE, (crds, control_plane), (),
                     namespace_annotations={"linkerd.io/inject": "enabled"})
