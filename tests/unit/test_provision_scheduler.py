@@ -109,8 +109,10 @@ def test_resume_skips_what_the_interrupted_run_finished(tmp_path: Path) -> None:
                         lambda e: None, already_done=journal.resumable("plan-1")).run()
     assert executed == ["bootstrap:b"]
     assert results["bootstrap:a"].status == "skipped"
+    journal.finish_run(run, ok=False)
+    assert journal.resumable("plan-1") == {"bootstrap:a"}, "a failed run can be resumed"
     journal.finish_run(run, ok=True)
-    assert journal.resumable("plan-1") == set(), "a finished run leaves nothing to resume"
+    assert journal.resumable("plan-1") == set(), "a successful run leaves nothing to resume"
 
 
 def test_journal_survives_a_torn_last_line(tmp_path: Path) -> None:

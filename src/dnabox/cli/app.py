@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from dnabox.cli import converge, fanout, inventory, lab, observe, stack
+from dnabox.cli import converge, fanout, inventory, lab, observe, runbook, stack
 
 app = typer.Typer(
     name="dnabox",
@@ -16,6 +16,7 @@ app = typer.Typer(
 app.add_typer(inventory.app, name="inventory")
 app.add_typer(lab.app, name="lab")
 app.add_typer(stack.app, name="stack")
+app.add_typer(runbook.app, name="runbook")
 app.command("plan")(converge.plan)
 app.command("up")(converge.up)
 app.command("status")(observe.status)

@@ -30,7 +30,8 @@ class Journal:
         self._append({"event": "run_finished", "run": run_id, "ok": ok})
 
     def resumable(self, plan_id: str) -> set[str]:
-        """Units finished by the last run, if it did not finish and planned the same thing."""
+        """Units finished by the last run, if it was interrupted or failed and planned the
+        same thing (a changed plan means the finished units may be stale)."""
         records = self._records()
         starts = [r for r in records if r.get("event") == "run_started"]
         if not starts:
@@ -38,7 +39,8 @@ class Journal:
         last = starts[-1]
         run = last["run"]
         if last.get("plan") != plan_id or any(
-            r.get("event") == "run_finished" and r.get("run") == run for r in records
+            r.get("event") == "run_finished" and r.get("run") == run and r.get("ok")
+            for r in records
         ):
             return set()
         return {r["unit"] for r in records if r.get("event") == "unit" and r.get("run") == run

@@ -1,0 +1,242 @@
+"""Day-2 runbooks: add or replace a box, drain, rolling upgrades, diagnostics.
+
+They reuse the provisioner's pieces: fingerprints decide what `add_box` and `replace_box`
+run, the ansible adapter runs the on-box playbooks in ``playbooks/runbooks/``, and every
+batch is journaled so an interrupted rolling upgrade resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from dnabox.adapters.ansible import PlaybookResult, run_playbook
+from dnabox.adapters.ssh import ConnectionPool
+from dnabox.errors import DnaboxError
+from dnabox.inventory.model import Box, Fleet
+from dnabox.plan.ansible_inventory import render_inventory
+from dnabox.plan.project import ProjectPaths
+from dnabox.plan.roles import roles_for
+from dnabox.provision.engine import Provisioner, UpOptions, UpReport
+from dnabox.provision.events import Event, EventSink
+from dnabox.provision.journal import Journal
+from dnabox.provision.lock import FleetLock
+from dnabox.provision.remote import write_fingerprints
+
+
+@dataclass(frozen=True)
+class RunbookSpec:
+    name: str
+    summary: str
+    playbook: str  # file under playbooks/runbooks/, '' when the provisioner does the work
+    details: str
+
+
+RUNBOOKS: dict[str, RunbookSpec] = {spec.name: spec for spec in (
+    RunbookSpec("add_box", "Bootstrap a new box and add it to its overlays and cluster", "",
+                "Runs the provisioner: the new box gets every role; the other boxes of its "
+                "overlays re-run only `ovs` (their tunnel list changed); nothing else moves. "
+                "Then the box joins its cluster."),
+    RunbookSpec("replace_box", "Bring a replacement in under a failed box's name", "",
+                "Forgets what the box had converged and bootstraps it again from scratch. "
+                "Refuses while the old box still answers unless --force. The replacement's "
+                "host key must be verified and recorded first (dnabox never accepts it)."),
+    RunbookSpec("drain", "Take boxes out of service", "drain.yml",
+                "Cordons and drains the node when its cluster is reachable, stops the "
+                "containerd workloads and marks the box drained."),
+    RunbookSpec("undrain", "Return drained boxes to service", "undrain.yml",
+                "Removes the drained mark and uncordons the node when its cluster is reachable."),
+    RunbookSpec("rolling_upgrade", "Upgrade one role site by site in bounded batches",
+                "upgrade_role.yml",
+                "Upgrades the role's packages and re-applies the role on at most "
+                "--max-unavailable boxes of one site at a time, verifies each batch and stops "
+                "at the first failed batch. Resumable with --resume."),
+    RunbookSpec("collect_diagnostics", "Gather a diagnostics tarball per box",
+                "collect_diagnostics.yml",
+                "Logs, `ovs-vsctl show`, the containerd config, dmesg and dnabox state, with "
+                "secrets left out, fetched to the controller as <dest>/<box>.tar.gz."),
+)}
+
+
+@dataclass
+class RunbookReport:
+    name: str
+    ok: bool
+    batches: list[dict[str, Any]] = field(default_factory=list)
+    ran: dict[str, list[str]] = field(default_factory=dict)
+    message: str = ""
+
+
+@dataclass(frozen=True)
+class RunbookContext:
+    fleet: Fleet
+    project: ProjectPaths
+    state: Path
+    sink: EventSink
+
+
+def spec(name: str) -> RunbookSpec:
+    if name not in RUNBOOKS:
+        raise DnaboxError(f"no runbook named {name!r}",
+                          hint=f"runbooks: {', '.join(RUNBOOKS)} (`dnabox runbook list`)")
+    return RUNBOOKS[name]
+
+
+def add_box(ctx: RunbookContext, boxes: Sequence[Box]) -> RunbookReport:
+    report = Provisioner(ctx.fleet, ctx.project, ctx.state, ctx.sink).up()
+    return _from_up("add_box", report, [b.name for b in boxes])
+
+
+def replace_box(ctx: RunbookContext, boxes: Sequence[Box], *, force: bool) -> RunbookReport:
+    with ConnectionPool() as pool:
+        for box in boxes:
+            connection = pool.get(box.name, ctx.fleet.ssh_for(box))
+            if not force and _converged_box_answers(connection):
+                raise DnaboxError(
+                    f"{box.name} answers and holds converged state: it has not failed",
+                    hint="replace only a failed box, or pass --force to rebuild it anyway")
+            # Forget what the old box had converged: every role runs on the replacement.
+            write_fingerprints(connection, {})
+            ctx.sink(Event("box", "info", box=box.name, message="state forgotten"))
+    names = frozenset(b.name for b in boxes)
+    report = Provisioner(ctx.fleet, ctx.project, ctx.state, ctx.sink,
+                         UpOptions(only_boxes=names)).up()
+    return _from_up("replace_box", report, sorted(names))
+
+
+def _converged_box_answers(connection: Any) -> bool:
+    try:
+        result = connection.run("test -s /var/lib/dnabox/fingerprints.json", timeout=20)
+    except DnaboxError:
+        return False
+    return bool(result.rc == 0)
+
+
+def _from_up(name: str, report: UpReport, boxes: list[str]) -> RunbookReport:
+    failed = [u for u, o in report.units.items() if o.status in {"failed", "blocked"}]
+    message = "ok" if report.ok else f"failed units: {', '.join(failed)}"
+    return RunbookReport(name, report.ok, ran=report.ran,
+                         message=f"{message}; targets: {', '.join(boxes)}")
+
+
+def run_playbook_on(ctx: RunbookContext, playbook: str, boxes: Sequence[Box], *,
+                    extravars: dict[str, Any] | None = None, label: str = "") -> PlaybookResult:
+    path = ctx.project.playbooks / "runbooks" / playbook
+    return run_playbook(
+        path, render_inventory(ctx.fleet, ctx.project),
+        private_data_dir=ctx.state / "ansible" / f"runbook-{label or path.stem}",
+        limit=[b.name for b in boxes], extravars=extravars,
+        on_event=lambda e: ctx.sink(Event("task", "failed" if e.status in {
+            "failed", "unreachable"} else "info", box=e.host, message=f"{e.task}",
+            data={"status": e.status})),
+    )
+
+
+def simple(ctx: RunbookContext, name: str, boxes: Sequence[Box],
+           extravars: dict[str, Any] | None = None) -> RunbookReport:
+    """A runbook that is one playbook over the targets (drain, undrain, diagnostics)."""
+    with FleetLock(ctx.state):
+        result = run_playbook_on(ctx, spec(name).playbook, boxes, extravars=extravars)
+    failed = sorted(h for h, s in result.hosts.items() if s.failed or s.unreachable)
+    missing = sorted({b.name for b in boxes} - set(result.hosts))
+    ok = result.rc == 0 and not failed and not missing
+    return RunbookReport(name, ok, message="ok" if ok else
+                         f"failed on {', '.join(failed + missing) or 'the run'} (rc {result.rc})")
+
+
+def batches(fleet: Fleet, boxes: Sequence[Box], max_unavailable: int) -> list[list[Box]]:
+    """Site by site (core first, end last), at most ``max_unavailable`` boxes per batch."""
+    order = {"core": 0, "edge": 1, "end": 2}
+    sites = sorted({b.site for b in boxes},
+                   key=lambda s: (order[fleet.site(s).tier], [x.name for x in fleet.sites]
+                                  .index(s)))
+    out: list[list[Box]] = []
+    for site in sites:
+        members = [b for b in boxes if b.site == site]
+        iterator = iter(members)
+        while chunk := list(itertools.islice(iterator, max(1, max_unavailable))):
+            out.append(chunk)
+    return out
+
+
+def rolling_upgrade(ctx: RunbookContext, boxes: Sequence[Box], *, role: str,
+                    max_unavailable: int, resume: bool,
+                    verify: Callable[[list[Box]], list[str]] | None = None) -> RunbookReport:
+    eligible = [b for b in boxes if role in roles_for(ctx.fleet, b)]
+    if not eligible:
+        raise DnaboxError(f"no selected box runs the {role} role",
+                          hint="check the role name and --box/--site/--tier")
+    plan = batches(ctx.fleet, eligible, max_unavailable)
+    plan_id = f"rolling_upgrade:{role}:" + "|".join(",".join(b.name for b in batch)
+                                                   for batch in plan)
+    report = RunbookReport("rolling_upgrade", True)
+    with FleetLock(ctx.state):
+        journal = Journal(ctx.state / "runbooks")
+        done = journal.resumable(plan_id) if resume else set()
+        run = journal.start_run(plan_id)
+        for index, batch in enumerate(plan, start=1):
+            unit = f"batch:{index}"
+            names = [b.name for b in batch]
+            entry: dict[str, Any] = {"batch": index, "site": batch[0].site, "boxes": names}
+            report.batches.append(entry)
+            if unit in done:
+                entry["status"] = "skipped"
+                ctx.sink(Event("unit", "skipped", unit=unit, site=batch[0].site,
+                               message="done by the interrupted run (--resume)"))
+                continue
+            ctx.sink(Event("unit", "started", unit=unit, site=batch[0].site,
+                           message=", ".join(names)))
+            result = run_playbook_on(ctx, "upgrade_role.yml", batch,
+                                     extravars={"upgrade_role": role}, label=f"upgrade-{index}")
+            problems = [f"{h}: ansible failed" for h, s in result.hosts.items()
+                        if s.failed or s.unreachable]
+            problems += [f"{n}: not reached" for n in names if n not in result.hosts]
+            if not problems and verify is not None:
+                problems = verify(batch)
+            entry["status"] = "failed" if problems else "ok"
+            journal.unit_done(run, unit, entry["status"])
+            ctx.sink(Event("unit", "failed" if problems else "ok", unit=unit,
+                           site=batch[0].site, message="; ".join(problems)))
+            if problems:
+                report.ok = False
+                report.message = (f"stopped at batch {index} of {len(plan)}: "
+                                  + "; ".join(problems))
+                break
+        journal.finish_run(run, report.ok)
+    if report.ok:
+        report.message = f"{len(plan)} batches upgraded and verified"
+    return report
+
+
+# What "healthy after an upgrade" means per role, checked over SSH between batches.
+ROLE_CHECKS: dict[str, str] = {
+    "base": "test -d /var/lib/dnabox",
+    "container_runtime": "ctr version >/dev/null",
+    "ovs": "ovs-vsctl show >/dev/null",
+    "cni": "test -d /etc/cni/net.d",
+    "kata": "command -v kata-runtime >/dev/null",
+    "apptainer": "command -v apptainer >/dev/null",
+    "kubernetes": "command -v kubelet >/dev/null",
+}
+
+
+def ssh_verifier(ctx: RunbookContext, role: str) -> Callable[[list[Box]], list[str]]:
+    check = ROLE_CHECKS.get(role, "true")
+
+    def verify(batch: list[Box]) -> list[str]:
+        problems = []
+        with ConnectionPool() as pool:
+            for box in batch:
+                try:
+                    result = pool.get(box.name, ctx.fleet.ssh_for(box)).run(check, timeout=60)
+                except DnaboxError as exc:
+                    problems.append(f"{box.name}: {exc.message}")
+                    continue
+                if result.rc != 0:
+                    problems.append(f"{box.name}: health check `{check}` failed")
+        return problems
+
+    return verify
