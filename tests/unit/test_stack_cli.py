@@ -228,6 +228,9 @@ def test_past_the_boundary_each_stack_drives_the_cli_from_its_own_work_dir(
     monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
     jobs = adapter.plan_jobs(load_fleet(LAB), LAB, "preview", env=env_with(tmp_path),
                              project_root=ROOT)
+    for job in jobs:
+        job.kubeconfig.parent.mkdir(parents=True, exist_ok=True)
+        job.kubeconfig.write_text("apiVersion: v1\nkind: Config\n")
     outcomes = adapter.run_stacks(jobs)
     assert [(o.cluster, o.ok) for o in outcomes] == [("core", False), ("edge", False)]
     assert all(o.error == "error: no cluster reachable" for o in outcomes)
@@ -239,3 +242,13 @@ def test_past_the_boundary_each_stack_drives_the_cli_from_its_own_work_dir(
         f"{jobs[0].work_dir}|{backend}|--non-interactive stack select --stack core",
         f"{jobs[1].work_dir}|{backend}|--non-interactive stack select --stack edge",
     ]
+
+
+def test_a_stack_without_its_kubeconfig_fails_alone_and_says_where_it_belongs(
+        tmp_path: Path) -> None:
+    (job,) = adapter.plan_jobs(load_fleet(LAB), LAB, "up", cluster="edge",
+                               env=env_with(tmp_path), project_root=ROOT)
+    outcome = adapter.run_stack(job)
+    assert not outcome.ok
+    assert outcome.error == ("no kubeconfig for cluster edge: expected at "
+                             "<state>/kubeconfig/lab/edge.yaml (the bootstrap writes it)")

@@ -152,6 +152,13 @@ def run_stack(job: StackJob) -> StackOutcome:
 
     prepare_work_dir(job)
     log_path = job.work_dir / f"{job.operation}.log"
+    if not job.kubeconfig.is_file():
+        # Named by convention only: the path itself stays out of logs like the config value.
+        return StackOutcome(
+            job.cluster, job.operation, False, {}, str(log_path),
+            f"no kubeconfig for cluster {job.cluster}: expected at "
+            f"<state>/kubeconfig/{job.fleet}/{job.cluster}.yaml (the bootstrap writes it)",
+            os.getpid())
     try:
         with log_path.open("w", encoding="utf-8") as log:
             stack = auto.create_or_select_stack(
