@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from dnabox.cli import converge, fanout, inventory, lab, observe, runbook, stack
+from dnabox.cli import converge, demo, fanout, inventory, lab, observe, runbook, stack
 
 app = typer.Typer(
     name="dnabox",
@@ -22,6 +22,7 @@ app.command("up")(converge.up)
 app.command("status")(observe.status)
 app.command("drift")(observe.drift)
 app.command("exec")(fanout.exec_command)
+app.command("demo")(demo.demo)
 
 
 def main() -> None:
