@@ -1,0 +1,59 @@
+"""Runbooks: batch planning, target selection, and the CLI catalogue."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from dnabox.cli.app import app
+from dnabox.errors import DnaboxError
+from dnabox.inventory import load_fleet
+from dnabox.provision.fanout import select_boxes
+from dnabox.provision.runbooks import RUNBOOKS, batches
+
+
+def test_batches_go_site_by_site_core_first_within_the_budget(repo_root: Path) -> None:
+    fleet = load_fleet(repo_root / "inventory/smartx-playground.yaml")
+    plan = batches(fleet, list(reversed(fleet.boxes)), max_unavailable=2)
+    sites = [batch[0].site for batch in plan]
+    assert sites[0] == "gist-core" and sites[-1] == "gist-end"
+    assert all(len(batch) <= 2 for batch in plan)
+    assert all(len({b.site for b in batch}) == 1 for batch in plan), "one site per batch"
+    assert sorted(b.name for batch in plan for b in batch) == sorted(b.name for b in fleet.boxes)
+    # gist-core has 3 boxes: two batches (2 + 1) before any edge site starts.
+    assert [len(b) for b in plan[:2]] == [2, 1] and sites[2] != "gist-core"
+
+
+def test_select_boxes(repo_root: Path) -> None:
+    fleet = load_fleet(repo_root / "inventory/smartx-playground.yaml")
+    assert {b.name for b in select_boxes(fleet, tiers=["end"])} == {
+        "end-gist-nuc-1", "end-gist-nuc-2", "end-gist-pi-1"}
+    assert [b.name for b in select_boxes(fleet, sites=["jnu-edge"], boxes=["edge-jnu-2"])] == [
+        "edge-jnu-2"]
+    with pytest.raises(DnaboxError, match="unknown box nope"):
+        select_boxes(fleet, boxes=["nope"])
+    with pytest.raises(DnaboxError, match="no box matches"):
+        select_boxes(fleet, sites=["jnu-edge"], tiers=["core"])
+
+
+def test_every_runbook_playbook_exists_and_parses(repo_root: Path) -> None:
+    for spec in RUNBOOKS.values():
+        if spec.playbook:
+            plays = yaml.safe_load((repo_root / "playbooks/runbooks" / spec.playbook).read_text())
+            assert plays and plays[0]["hosts"] == "all", spec.name
+
+
+def test_runbook_cli_lists_and_refuses_unknown_names(repo_root: Path) -> None:
+    runner = CliRunner()
+    listed = runner.invoke(app, ["runbook", "list", "--json"])
+    assert listed.exit_code == 0
+    assert "rolling_upgrade" in listed.output and "collect_diagnostics" in listed.output
+    unknown = runner.invoke(app, ["runbook", "run", "nope"])
+    assert unknown.exit_code == 2
+    assert "no runbook named 'nope'" in unknown.output
+    missing_box = runner.invoke(app, ["runbook", "run", "add_box", "-i",
+                                      str(repo_root / "inventory/lab.yaml")])
+    assert missing_box.exit_code == 2 and "--box" in missing_box.output
