@@ -88,7 +88,7 @@ def status(inventory: InventoryOption = DEFAULT_INVENTORY,
     stdout().print(table)
 
 
-@app.command(context_settings={"allow_interspersed_args": False})
+@app.command()
 @command
 def ssh(
     box: Annotated[str, typer.Argument(help="Box name.")],

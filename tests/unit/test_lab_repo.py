@@ -1,0 +1,45 @@
+"""The local package repository: keyed by what it holds, indexed the way apt expects."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+from dnabox.lab.repo import download_script, release_file, repo_key, server_argv, sources_list
+
+
+def rootfs_with(tmp_path: Path, status: str) -> Path:
+    root = tmp_path / status
+    (root / "var/lib/dpkg").mkdir(parents=True)
+    (root / "var/lib/dpkg/status").write_text(status)
+    return root
+
+
+def test_key_follows_the_package_list_and_the_rootfs(tmp_path: Path) -> None:
+    one = rootfs_with(tmp_path, "a")
+    assert repo_key(["runc", "containerd"], one) == repo_key(["containerd", "runc"], one)
+    assert repo_key(["runc"], one) != repo_key(["runc", "crun"], one)
+    assert repo_key(["runc"], one) != repo_key(["runc"], rootfs_with(tmp_path, "b"))
+
+
+def test_release_lists_each_index_with_its_hash_and_size() -> None:
+    text = release_file({"Packages": b"abc", "Packages.gz": b"xy"}, now=0)
+    assert "Date: Thu, 01 Jan 1970 00:00:00 UTC" in text
+    assert f" {hashlib.sha256(b'abc').hexdigest()} 3 Packages\n" in text
+    assert f" {hashlib.sha256(b'xy').hexdigest()} 2 Packages.gz\n" in text
+
+
+def test_boxes_trust_the_lab_repository() -> None:
+    assert sources_list("http://10.201.255.254:80/") == \
+        "deb [trusted=yes] http://10.201.255.254:80/ ./\n"
+
+
+def test_download_resolves_the_closure_in_a_throwaway_overlay(tmp_path: Path) -> None:
+    script = download_script(Path("/cache/rootfs"), tmp_path, ["containerd", "o'dd"])
+    assert f"lowerdir=/cache/rootfs,upperdir={tmp_path}/upper" in script
+    assert script.splitlines()[-1].endswith("--download-only containerd 'o'\"'\"'dd'")
+
+
+def test_server_binds_only_the_lab_address() -> None:
+    argv = server_argv("/usr/bin/python3", Path("/repo"), "10.201.255.254", 80)
+    assert argv[argv.index("--bind") + 1] == "10.201.255.254"
