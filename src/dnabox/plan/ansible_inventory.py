@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import os
 from dataclasses import asdict
+from itertools import islice
 from typing import Any
 
-from dnabox.inventory.model import Box, Fleet
+from dnabox.inventory.model import Box, Cluster, Fleet
 from dnabox.plan.labels import node_layout
+from dnabox.plan.managed_files import read_table
 from dnabox.plan.network import box_network
 from dnabox.plan.packages import ROLE_PACKAGES
 from dnabox.plan.project import ProjectPaths, find_project
@@ -30,6 +32,7 @@ def host_vars(fleet: Fleet, box: Box) -> dict[str, Any]:
     site = fleet.site(box.site)
     cluster = fleet.cluster_of(box.name)
     network = box_network(fleet, box)
+    layout = node_layout(fleet, box)
     ssh_args = "-o StrictHostKeyChecking=yes -o KexAlgorithms=curve25519-sha256"
     if ssh.known_hosts:
         ssh_args += f" -o UserKnownHostsFile={os.path.expanduser(ssh.known_hosts)}"
@@ -48,12 +51,40 @@ def host_vars(fleet: Fleet, box: Box) -> dict[str, Any]:
         "dnabox_overlays": [
             {**asdict(o), "tunnels": [asdict(t) for t in o.tunnels]} for o in network.overlays
         ],
-        "dnabox_node_labels": node_layout(fleet, box).labels,
+        "dnabox_node_labels": layout.labels,
+        # The subset a kubelet may set on itself (NodeRestriction); the tier layer sets the rest.
+        "dnabox_kubelet_labels": {k: v for k, v in layout.labels.items() if kubelet_may_set(k)},
+        "dnabox_node_taints": [asdict(t) for t in layout.taints],
         "dnabox_roles": roles_for(fleet, box),
+        "dnabox_cluster_role": _cluster_role(cluster, box),
+        "dnabox_pod_subnet": _pod_subnet(cluster, box),
     }
     if ssh.key:
         values["ansible_ssh_private_key_file"] = os.path.expanduser(ssh.key)
     return values
+
+
+# Label prefixes the NodeRestriction admission plugin forbids a kubelet to set on its node.
+_KUBELET_FORBIDDEN = ("node-role.kubernetes.io/",)
+
+
+def kubelet_may_set(label: str) -> bool:
+    return not label.startswith(_KUBELET_FORBIDDEN)
+
+
+def _cluster_role(cluster: Cluster | None, box: Box) -> str:
+    if cluster is None:
+        return ""
+    return "control_plane" if box.name in cluster.control_planes else "worker"
+
+
+def _pod_subnet(cluster: Cluster | None, box: Box) -> str:
+    """This box's /24 of its cluster's pod CIDR (by member position), '' outside clusters."""
+    if cluster is None or cluster.pod_cidr.prefixlen > 24:
+        return ""
+    index = cluster.members.index(box.name)
+    subnet = next(islice(cluster.pod_cidr.subnets(new_prefix=24), index, None), None)
+    return str(subnet) if subnet is not None else ""
 
 
 def render_inventory(fleet: Fleet, project: ProjectPaths | None = None) -> dict[str, Any]:
@@ -80,10 +111,13 @@ def render_inventory(fleet: Fleet, project: ProjectPaths | None = None) -> dict[
                 "kubernetes_service_cidr": str(cluster.service_cidr),
                 "kubernetes_control_plane_endpoint": str(
                     fleet.box(cluster.control_planes[0]).address),
+                # The box that runs `kubeadm init` / the first k3s server.
+                "kubernetes_control_plane_box": cluster.control_planes[0],
             })
             role = "control_plane" if box.name in cluster.control_planes else "worker"
             add(f"role_{role}", box.name)
     hosts = {box.name: host_vars(fleet, box) for box in fleet.boxes}
+    paths = project or find_project()
     return {
         "all": {
             "vars": {
@@ -91,7 +125,12 @@ def render_inventory(fleet: Fleet, project: ProjectPaths | None = None) -> dict[
                 "dnabox_artifact_source": fleet.artifacts.source,
                 "dnabox_bundle_dir": fleet.artifacts.bundle_dir or "",
                 "dnabox_skip_roles": list(fleet.bootstrap.skip_roles),
-                "dnabox_templates_dir": str((project or find_project()).templates),
+                # Python 3 is on every supported box; naming it saves a discovery round trip.
+                "ansible_python_interpreter": "/usr/bin/python3",
+                "dnabox_templates_dir": str(paths.templates.resolve()),
+                # templates/files.yml: each role renders its own entries.
+                "dnabox_managed_files": read_table(paths.templates),
+                "dnabox_artifacts": [a.model_dump() for a in fleet.artifacts.files],
                 **{f"{role}_packages": list(pkgs) for role, pkgs in ROLE_PACKAGES.items()},
             },
             "hosts": hosts,
