@@ -4,7 +4,18 @@ from __future__ import annotations
 
 import typer
 
-from dnabox.cli import converge, demo, fanout, inventory, lab, observe, runbook, stack
+from dnabox.cli import (
+    bootstrap,
+    bundle,
+    converge,
+    demo,
+    fanout,
+    inventory,
+    lab,
+    observe,
+    runbook,
+    stack,
+)
 
 app = typer.Typer(
     name="dnabox",
@@ -23,6 +34,8 @@ app.command("status")(observe.status)
 app.command("drift")(observe.drift)
 app.command("exec")(fanout.exec_command)
 app.command("demo")(demo.demo)
+app.command("bootstrap")(bootstrap.bootstrap)
+app.add_typer(bundle.app, name="bundle")
 
 
 def main() -> None:

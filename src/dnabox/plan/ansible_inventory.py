@@ -13,6 +13,7 @@ from itertools import islice
 from typing import Any
 
 from dnabox.inventory.model import Box, Cluster, Fleet
+from dnabox.plan.artifacts import required_artifacts
 from dnabox.plan.labels import node_layout
 from dnabox.plan.managed_files import read_table
 from dnabox.plan.network import box_network
@@ -58,6 +59,8 @@ def host_vars(fleet: Fleet, box: Box) -> dict[str, Any]:
         "dnabox_roles": roles_for(fleet, box),
         "dnabox_cluster_role": _cluster_role(cluster, box),
         "dnabox_pod_subnet": _pod_subnet(cluster, box),
+        # Artifact names per role of this box (dnabox.plan.artifacts is their one source).
+        "dnabox_required_artifacts": required_artifacts(fleet, box),
     }
     if ssh.key:
         values["ansible_ssh_private_key_file"] = os.path.expanduser(ssh.key)

@@ -7,7 +7,9 @@ The inventory hands each list to its role as ``<role>_packages``.
 from __future__ import annotations
 
 ROLE_PACKAGES: dict[str, tuple[str, ...]] = {
-    "base": ("ca-certificates", "kmod", "procps", "iptables", "chrony", "openssh-server"),
+    # python3-apt: Ansible's apt module needs it on the box.
+    "base": ("ca-certificates", "kmod", "procps", "iptables", "chrony", "openssh-server",
+             "python3-apt"),
     "container_runtime": ("containerd", "runc", "crun"),
     "ovs": ("openvswitch-switch",),
     "cni": ("containernetworking-plugins",),

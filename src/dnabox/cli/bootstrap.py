@@ -1,0 +1,166 @@
+"""`dnabox bootstrap`: the plain bare-metal bootstrap, playbooks/site.yml on chosen boxes.
+
+Every chosen box runs every role it needs (`dnabox up` is the incremental way). Missing
+artifacts stop the command before any box is touched.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+
+from dnabox.adapters.ansible import PlaybookResult, TaskEvent, run_playbook
+from dnabox.cli.common import (
+    DEFAULT_INVENTORY,
+    InventoryOption,
+    JsonOption,
+    command,
+    fleet_from,
+    print_json,
+    stderr,
+)
+from dnabox.errors import DnaboxError, RemoteError
+from dnabox.inventory.model import Fleet
+from dnabox.plan.ansible_inventory import render_inventory
+from dnabox.plan.artifacts import check_artifacts
+from dnabox.plan.project import find_project
+from dnabox.provision.paths import state_dir
+
+BoxOption = Annotated[list[str] | None, typer.Option("--box", "-b", help="Only these boxes.")]
+SiteOption = Annotated[list[str] | None, typer.Option("--site", "-s", help="Only these sites.")]
+TierOption = Annotated[list[str] | None, typer.Option("--tier", "-t",
+                                                       help="Only these tiers (core/edge/end).")]
+TagsOption = Annotated[list[str] | None, typer.Option("--role", "-r",
+                                                       help="Only these roles (Ansible tags).")]
+ForksOption = Annotated[int, typer.Option("--forks", help="Boxes Ansible works on at once.")]
+
+
+def select_boxes(fleet: Fleet, boxes: list[str] | None, sites: list[str] | None,
+                 tiers: list[str] | None) -> list[str]:
+    """Boxes matching every given filter (no filter: the whole fleet), in fleet order."""
+    known = {b.name for b in fleet.boxes}
+    unknown = [b for b in boxes or [] if b not in known]
+    unknown += [s for s in sites or [] if s not in {site.name for site in fleet.sites}]
+    if unknown:
+        raise DnaboxError(f"not in fleet {fleet.name}: {', '.join(unknown)}",
+                          hint="`dnabox inventory show -i FILE` lists boxes and sites")
+    chosen = [
+        b.name for b in fleet.boxes
+        if (not boxes or b.name in boxes) and (not sites or b.site in sites)
+        and (not tiers or fleet.tier_of(b) in tiers)
+    ]
+    if not chosen:
+        raise DnaboxError("no box matches the given --box/--site/--tier",
+                          hint="`dnabox inventory show -i FILE` lists boxes, sites and tiers")
+    return chosen
+
+
+@dataclass
+class BoxProgress:
+    ok: int = 0
+    changed: int = 0
+    failed: int = 0
+    skipped: int = 0
+    task: str = "waiting"
+
+
+class ProgressTable:
+    """A live table, one row per box: counts so far and the task it is on."""
+
+    def __init__(self, boxes: list[str], console: Console) -> None:
+        self.rows = {box: BoxProgress() for box in boxes}
+        self._lock = threading.Lock()
+        self._live = Live(self._render(), console=console, refresh_per_second=4,
+                          transient=False)
+
+    def __enter__(self) -> ProgressTable:
+        self._live.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._live.update(self._render())
+        self._live.__exit__(None, None, None)
+
+    def __call__(self, event: TaskEvent) -> None:
+        with self._lock:
+            row = self.rows.setdefault(event.host, BoxProgress())
+            if event.status in {"failed", "unreachable"}:
+                row.failed += 1
+            elif event.status == "skipped":
+                row.skipped += 1
+            else:
+                row.ok += 1
+                row.changed += event.status == "changed"
+            row.task = f"{event.role}: {event.task}" if event.role else event.task
+            self._live.update(self._render())
+
+    def _render(self) -> Table:
+        table = Table(title="dnabox bootstrap", expand=False)
+        for column in ("box", "ok", "changed", "failed", "last task"):
+            table.add_column(column)
+        for box, row in self.rows.items():
+            failed = f"[red]{row.failed}[/]" if row.failed else "0"
+            table.add_row(box, str(row.ok), f"[yellow]{row.changed}[/]" if row.changed else "0",
+                          failed, row.task[:70])
+        return table
+
+
+def summary(result: PlaybookResult, boxes: list[str]) -> dict[str, object]:
+    rows = []
+    for box in boxes:
+        stats = result.hosts.get(box)
+        if stats is None:
+            rows.append({"name": box, "ok": 0, "changed": 0, "failed": 1, "unreachable": 0})
+            continue
+        rows.append({"name": box, "ok": stats.ok, "changed": stats.changed,
+                     "failed": stats.failed, "unreachable": stats.unreachable})
+    return {"boxes": rows}
+
+
+@command
+def bootstrap(
+    inventory: InventoryOption = DEFAULT_INVENTORY,
+    box: BoxOption = None,
+    site: SiteOption = None,
+    tier: TierOption = None,
+    role: TagsOption = None,
+    forks: ForksOption = 50,
+    json_output: JsonOption = False,
+) -> None:
+    """Bootstrap boxes with Ansible: run playbooks/site.yml on them over SSH.
+
+    Renders the Ansible inventory from the fleet, checks that every artifact the chosen
+    boxes need is declared (before touching any box), then runs every role each box needs,
+    showing progress per box. Exit 0 when every box converged, 4 when one failed.
+
+    Example: dnabox bootstrap -i inventory/lab.yaml --site edge-a --json
+    """
+    fleet = fleet_from(inventory)
+    boxes = select_boxes(fleet, box, site, tier)
+    check_artifacts(fleet, boxes)
+    project = find_project()
+    rendered = render_inventory(fleet, project)
+    err = stderr()
+    started = time.monotonic()
+    run_dir = state_dir(fleet) / "ansible" / "bootstrap"
+    with ProgressTable(boxes, err) as progress:
+        result = run_playbook(project.site_playbook, rendered, private_data_dir=run_dir,
+                              limit=boxes, tags=role, forks=forks, on_event=progress)
+    seconds = time.monotonic() - started
+    report = summary(result, boxes)
+    failed = [r["name"] for r in report["boxes"]  # type: ignore[attr-defined]
+              if r["failed"] or r["unreachable"]]
+    err.print(f"{len(boxes)} boxes in {seconds:.1f} s; ansible status {result.status}"
+              + (f"; [red]failed: {', '.join(failed)}[/]" if failed else ""))
+    if json_output:
+        print_json(report | {"seconds": round(seconds, 1)})
+    if failed or result.rc != 0:
+        raise RemoteError(f"bootstrap failed on {', '.join(failed) or 'the run'}",
+                          hint=f"see the Ansible log in {run_dir}/artifacts/*/stdout")
