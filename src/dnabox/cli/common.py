@@ -42,7 +42,8 @@ def user_errors() -> Iterator[None]:
         count = len(exc.problems)
         err.print(f"[red]error:[/] {count} problem{'s' if count != 1 else ''} in the inventory")
         for problem in exc.problems:
-            err.print(f"  {problem}", markup=False)
+            # Never wrapped: editors and grep read `file:line: field:` from one line.
+            err.print(f"  {problem}", markup=False, soft_wrap=True)
         err.print(f"  hint: {exc.hint}", markup=False)
         raise typer.Exit(exc.exit_code) from None
     except DnaboxError as exc:

@@ -33,7 +33,8 @@ def validate(file: FileArgument, json_output: JsonOption = False) -> None:
         return
     stdout().print(
         f"[green]valid[/]: {file} - {len(fleet.sites)} sites, {len(fleet.boxes)} boxes, "
-        f"{len(fleet.clusters)} clusters, {len(fleet.overlays)} overlays"
+        f"{len(fleet.clusters)} clusters, {len(fleet.overlays)} overlays",
+        soft_wrap=True,
     )
 
 

@@ -245,8 +245,10 @@ def overlays_sound(fleet: Fleet) -> Iterator[Finding]:
 
 def clusters_sound(fleet: Fleet) -> Iterator[Finding]:
     """A cluster has an odd number (at least one) of control planes and lists each box
-    once. Pod and service CIDRs overlap neither each other nor a plane or overlay.
-    Runtimes and mesh suit the cluster's tiers (see the runtime rules)."""
+    once. Pod and service CIDRs overlap neither each other nor a plane or overlay. runc
+    stays enabled (the default RuntimeClass) and each runtime is listed once. A cluster of
+    end-tier devices only gets neither kata (no hardware virtualisation) nor istio (its
+    control plane does not fit); apptainer needs core-tier boxes (training runs there)."""
     tiers = {b.name: fleet.site(b.site).tier for b in fleet.boxes
              if b.site in {s.name for s in fleet.sites}}
     for i, cluster in enumerate(fleet.clusters):
@@ -289,10 +291,6 @@ def _member_duplicates(members: list[str], path: PathKey, control: int) -> Itera
 def _runtime_rules(
     runtimes: Sequence[str], mesh: str, tiers: set[str], path: PathKey
 ) -> Iterator[Finding]:
-    """runc stays enabled (it is the default RuntimeClass) and each runtime is listed once.
-    A cluster of end-tier devices only gets neither kata (no hardware virtualisation) nor
-    istio (its control plane does not fit). apptainer needs core-tier boxes (HPC/AI
-    training runs in the core)."""
     if "runc" not in runtimes:
         yield (*path, "runtimes"), "runc must stay enabled: it is the default RuntimeClass"
     if len(set(runtimes)) != len(runtimes):
