@@ -57,3 +57,13 @@ def test_runbook_cli_lists_and_refuses_unknown_names(repo_root: Path) -> None:
     missing_box = runner.invoke(app, ["runbook", "run", "add_box", "-i",
                                       str(repo_root / "inventory/lab.yaml")])
     assert missing_box.exit_code == 2 and "--box" in missing_box.output
+
+
+def test_runbook_pages_are_generated_from_the_code(repo_root: Path) -> None:
+    from dnabox.plan.project import ProjectPaths
+    from dnabox.provision.runbook_docs import render
+
+    for spec in RUNBOOKS.values():
+        page = repo_root / "docs" / "runbooks" / f"{spec.name}.md"
+        assert page.read_text() == render(spec, ProjectPaths(repo_root)), (
+            f"{page} is stale: python -m dnabox.provision.runbook_docs docs/runbooks")
