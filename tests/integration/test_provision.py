@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING, Any
 import pytest
 import yaml
 
-
 if TYPE_CHECKING:
     from conftest import Lab  # type: ignore[import-not-found]
 
