@@ -153,8 +153,9 @@ def run_playbook(
         parsed = task_event(event)
         if parsed is not None and on_event is not None:
             on_event(parsed)
-        # Keep nothing on disk: results may quote file contents; stdout holds the log.
-        return False
+        # Keep only the recap on disk (runner.stats reads it back): task results may quote
+        # file contents; the stdout file holds the (no_log-filtered) log.
+        return event.get("event") == "playbook_on_stats"
 
     cmdline = "--check --diff" if check else None
     try:

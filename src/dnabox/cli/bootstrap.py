@@ -95,6 +95,7 @@ class ProgressTable:
                 row.failed += 1
             elif event.status == "skipped":
                 row.skipped += 1
+                return  # the last task shown is the last one that ran
             else:
                 row.ok += 1
                 row.changed += event.status == "changed"

@@ -7,9 +7,9 @@ The inventory hands each list to its role as ``<role>_packages``.
 from __future__ import annotations
 
 ROLE_PACKAGES: dict[str, tuple[str, ...]] = {
-    # python3-apt: Ansible's apt module needs it on the box.
+    # python3-apt: Ansible's apt module needs it on the box; iputils-ping: first aid.
     "base": ("ca-certificates", "kmod", "procps", "iptables", "chrony", "openssh-server",
-             "python3-apt"),
+             "python3-apt", "iputils-ping"),
     "container_runtime": ("containerd", "runc", "crun"),
     "ovs": ("openvswitch-switch",),
     "cni": ("containernetworking-plugins",),
