@@ -35,6 +35,8 @@ class TaskEvent:
     role: str
     task: str
     status: TaskStatus
+    # Why a task failed (Ansible's msg; already censored for no_log tasks), else ''.
+    message: str = ""
 
 
 @dataclass(frozen=True)
@@ -86,8 +88,11 @@ def task_event(event: dict[str, Any]) -> TaskEvent | None:
         status = "changed"
     if status == "failed" and data.get("ignore_errors"):
         status = "ok"
+    message = ""
+    if status in {"failed", "unreachable"} and isinstance(result, dict):
+        message = str(result.get("msg") or result.get("stderr") or "")[:500]
     return TaskEvent(host=str(data.get("host", "")), role=str(data.get("role", "") or ""),
-                     task=str(data.get("task", "")), status=status)
+                     task=str(data.get("task", "")), status=status, message=message)
 
 
 def host_stats(stats: dict[str, dict[str, int]] | None) -> dict[str, HostStats]:

@@ -14,6 +14,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 from rich.live import Live
+from rich.markup import escape
 from rich.table import Table
 
 from dnabox.adapters.ansible import PlaybookResult, TaskEvent, run_playbook
@@ -69,6 +70,7 @@ class BoxProgress:
     failed: int = 0
     skipped: int = 0
     task: str = "waiting"
+    failure: str = ""
 
 
 class ProgressTable:
@@ -93,6 +95,7 @@ class ProgressTable:
             row = self.rows.setdefault(event.host, BoxProgress())
             if event.status in {"failed", "unreachable"}:
                 row.failed += 1
+                row.failure = row.failure or f"{event.task}: {event.message}"
             elif event.status == "skipped":
                 row.skipped += 1
                 return  # the last task shown is the last one that ran
@@ -158,6 +161,9 @@ def bootstrap(
     report = summary(result, boxes)
     failed = [r["name"] for r in report["boxes"]  # type: ignore[attr-defined]
               if r["failed"] or r["unreachable"]]
+    for box_name, row in progress.rows.items():
+        if row.failure:
+            err.print(f"[red]{box_name}[/]: {escape(row.failure)}", highlight=False)
     err.print(f"{len(boxes)} boxes in {seconds:.1f} s; ansible status {result.status}"
               + (f"; [red]failed: {', '.join(failed)}[/]" if failed else ""))
     if json_output:
