@@ -1,0 +1,49 @@
+"""CI runs ansible-lint (production profile) and ansible-playbook --syntax-check on the roles."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from dnabox.inventory import load_fleet
+from dnabox.plan.ansible_inventory import render_inventory
+
+pytestmark = pytest.mark.skipif(shutil.which("ansible-playbook") is None,
+                                reason="ansible-core is a dependency of dnabox")
+
+
+def test_ansible_lint_production_profile_passes(repo_root: Path) -> None:
+    if shutil.which("ansible-lint") is None:
+        pytest.fail("ansible-lint is missing: pip install -e .[dev]")
+    result = subprocess.run(
+        ["ansible-lint", "--profile", "production", "--nocolor", "playbooks/site.yml",
+         "playbooks/roles"],
+        cwd=repo_root, capture_output=True, text=True, timeout=300, check=False)
+    assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-3000:]
+    assert "passed" in (result.stdout + result.stderr)
+
+
+@pytest.mark.parametrize("sample", ["lab", "smartx-playground"])
+def test_site_playbook_passes_syntax_check(repo_root: Path, tmp_path: Path, sample: str) -> None:
+    fleet = load_fleet(repo_root / "inventory" / f"{sample}.yaml")
+    inventory = tmp_path / "hosts.json"
+    inventory.write_text(json.dumps(render_inventory(fleet)), encoding="utf-8")
+    result = subprocess.run(
+        ["ansible-playbook", "--syntax-check", "-i", str(inventory), "playbooks/site.yml"],
+        cwd=repo_root, capture_output=True, text=True, timeout=120, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "playbook: playbooks/site.yml" in result.stdout
+
+
+def test_syntax_check_catches_a_broken_playbook(repo_root: Path, tmp_path: Path) -> None:
+    # The check above must be able to fail: a playbook naming a role that does not exist.
+    broken = tmp_path / "broken.yml"
+    broken.write_text("- hosts: all\n  roles:\n    - role: no_such_role\n", encoding="utf-8")
+    result = subprocess.run(["ansible-playbook", "--syntax-check", "-i", "localhost,",
+                             str(broken)], cwd=repo_root, capture_output=True, text=True,
+                            timeout=120, check=False)
+    assert result.returncode != 0
