@@ -1,0 +1,134 @@
+"""dnabox-ovs-apply decides what to change from what OVS and the kernel report.
+
+Run here in --check mode against stub `ovs-vsctl` and `ip` commands that replay a box's
+state: it must report exactly the differences (and nothing on a converged box).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from dnabox.inventory import load_fleet
+from dnabox.plan.ansible_inventory import render_inventory
+from dnabox.plan.desired import box_variables, template_environment
+from dnabox.plan.network import box_network
+from dnabox.plan.project import ProjectPaths
+
+ROOT = Path(__file__).resolve().parents[2]
+
+VSCTL = r'''#!/usr/bin/env python3
+import json, os, sys
+state = json.load(open(os.environ["STUB_STATE"]))
+args = [a for a in sys.argv[1:] if not a.startswith("--timeout")]
+if args and args[0] == "--if-exists":
+    args = args[1:]
+cmd = args[0]
+if cmd == "br-exists":
+    sys.exit(0 if args[1] in state["bridges"] else 2)
+if cmd == "port-to-br":
+    owner = [b for b, ports in state["bridges"].items() if args[1] in ports]
+    if not owner:
+        sys.exit(1)
+    print(owner[0])
+elif cmd == "list-ports":
+    print("\n".join(state["bridges"].get(args[1], [])))
+elif cmd == "get":
+    value = state["columns"].get(" ".join(args[1:4]))
+    if value is not None:
+        print(value)
+else:
+    sys.exit("stub: unexpected write in --check mode: " + " ".join(args))
+'''
+IP = r'''#!/usr/bin/env python3
+import json, os, sys
+state = json.load(open(os.environ["STUB_STATE"]))
+args = sys.argv[1:]
+if "addr" in args:
+    dev = args[args.index("dev") + 1]
+    for address in state["addresses"].get(dev, []):
+        print(f"5: {dev}    inet {address} brd x scope global {dev}\\       valid_lft forever")
+elif "link" in args:
+    dev = args[args.index("dev") + 1]
+    if dev in state["up"]:
+        print(f"5: {dev}: <BROADCAST,MULTICAST,UP,LOWER_UP> mtu 1500")
+elif "route" in args:
+    print(state["routes"].get(args[-1], ""))
+'''
+
+
+def converged_state(box: str) -> dict[str, object]:
+    fleet = load_fleet(ROOT / "inventory" / "lab.yaml")
+    network = box_network(fleet, fleet.box(box))
+    plane, overlay = network.planes[0], network.overlays[0]
+    columns = {f"interface {plane.bridge} mtu_request": str(plane.mtu),
+               f"interface {plane.nic} mtu_request": str(plane.mtu),
+               f"bridge {plane.bridge} datapath_type": "netdev",
+               f"bridge {overlay.bridge} datapath_type": "netdev",
+               f"interface {overlay.bridge} mtu_request": str(overlay.mtu),
+               f"bridge {overlay.bridge} other_config:hwaddr": '"0e:da:0a:fa:00:0b"'}
+    for tunnel in overlay.tunnels:
+        columns |= {f"interface {tunnel.port} type": "vxlan",
+                    f"interface {tunnel.port} options:remote_ip": f'"{tunnel.remote_ip}"',
+                    f"interface {tunnel.port} options:key": f'"{overlay.vni}"',
+                    f"port {tunnel.port} protected": "true"}
+    return {
+        "bridges": {plane.bridge: [plane.nic], overlay.bridge: [t.port for t in overlay.tunnels]},
+        "columns": columns,
+        "addresses": {plane.bridge: [plane.address], overlay.bridge: [overlay.address]},
+        "up": [plane.nic, plane.bridge, overlay.bridge],
+        "routes": {plane.plane_cidr: f"{plane.plane_cidr} via {plane.gateway} dev {plane.bridge}"},
+    }
+
+
+def check(tmp_path: Path, state: dict[str, object]) -> list[str]:
+    fleet = load_fleet(ROOT / "inventory" / "lab.yaml")
+    project = ProjectPaths(ROOT)
+    defaults = yaml.safe_load((project.roles / "ovs/defaults/main.yml").read_text())
+    values = {**defaults, **box_variables(render_inventory(fleet, project), "core-1")}
+    script = template_environment(project.templates).get_template(
+        "ovs/dnabox-ovs-apply.sh.j2").render(values)
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    for name, body in (("ovs-vsctl", VSCTL), ("ip", IP)):
+        (bin_dir / name).write_text(body)
+        (bin_dir / name).chmod(0o755)
+    (tmp_path / "apply.sh").write_text(script)
+    (tmp_path / "state.json").write_text(json.dumps(state))
+    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}",
+           "STUB_STATE": str(tmp_path / "state.json")}
+    done = subprocess.run(["sh", str(tmp_path / "apply.sh"), "--check"], env=env,
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    return [line for line in done.stdout.splitlines() if line.startswith("CHANGED:")]
+
+
+def test_a_converged_box_reports_nothing(tmp_path: Path) -> None:
+    if not Path("/dev/net/tun").exists():
+        pytest.skip("the netdev path needs /dev/net/tun")
+    assert check(tmp_path, converged_state("core-1")) == []
+
+
+def test_drift_is_reported_precisely(tmp_path: Path) -> None:
+    if not Path("/dev/net/tun").exists():
+        pytest.skip("the netdev path needs /dev/net/tun")
+    state = converged_state("core-1")
+    bridges = state["bridges"]
+    assert isinstance(bridges, dict)
+    bridges["br-vxlan"] = [*bridges["br-vxlan"][1:], "vx-0000000000"]  # one lost, one stale
+    addresses = state["addresses"]
+    assert isinstance(addresses, dict)
+    addresses["eth1"] = ["10.203.1.11/24"]  # the lab's address still on the NIC
+    addresses["br-data"] = []
+    changes = check(tmp_path, state)
+    fleet = load_fleet(ROOT / "inventory" / "lab.yaml")
+    lost = box_network(fleet, fleet.box("core-1")).overlays[0].tunnels[0].port
+    assert f"CHANGED: port {lost} added to br-vxlan" in changes
+    assert "CHANGED: stale tunnel vx-0000000000 removed" in changes
+    assert "CHANGED: address 10.203.1.11/24 removed from eth1" in changes
+    assert "CHANGED: address 10.203.1.11/24 on br-data" in changes
