@@ -21,22 +21,29 @@ def test_ansible_lint_production_profile_passes(repo_root: Path) -> None:
         pytest.fail("ansible-lint is missing: pip install -e .[dev]")
     result = subprocess.run(
         ["ansible-lint", "--profile", "production", "--nocolor", "playbooks/site.yml",
-         "playbooks/roles"],
+         "playbooks/roles", "playbooks/runbooks"],
         cwd=repo_root, capture_output=True, text=True, timeout=300, check=False)
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-3000:]
     assert "passed" in (result.stdout + result.stderr)
 
 
+PLAYBOOKS = ["playbooks/site.yml", *sorted(
+    f"playbooks/runbooks/{p.name}"
+    for p in (Path(__file__).resolve().parents[2] / "playbooks" / "runbooks").glob("*.yml"))]
+
+
+@pytest.mark.parametrize("playbook", PLAYBOOKS)
 @pytest.mark.parametrize("sample", ["lab", "smartx-playground"])
-def test_site_playbook_passes_syntax_check(repo_root: Path, tmp_path: Path, sample: str) -> None:
+def test_playbooks_pass_syntax_check(repo_root: Path, tmp_path: Path, sample: str,
+                                     playbook: str) -> None:
     fleet = load_fleet(repo_root / "inventory" / f"{sample}.yaml")
     inventory = tmp_path / "hosts.json"
     inventory.write_text(json.dumps(render_inventory(fleet)), encoding="utf-8")
     result = subprocess.run(
-        ["ansible-playbook", "--syntax-check", "-i", str(inventory), "playbooks/site.yml"],
+        ["ansible-playbook", "--syntax-check", "-i", str(inventory), playbook],
         cwd=repo_root, capture_output=True, text=True, timeout=120, check=False)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "playbook: playbooks/site.yml" in result.stdout
+    assert f"playbook: {playbook}" in result.stdout
 
 
 def test_syntax_check_catches_a_broken_playbook(repo_root: Path, tmp_path: Path) -> None:
