@@ -38,6 +38,9 @@ fi
 echo "==> pip install -e .[dev]"
 .venv/bin/pip install -q --disable-pip-version-check -e ".[dev]"
 export PATH="$PWD/.venv/bin:$PATH"
+# The lab's caches: a Debian root filesystem and a local package repository (once).
+echo "==> dnabox lab cache"
+dnabox lab cache
 
 if [ "$what" = demo ]; then
   # Until the lab lands, the demo shows the sample fleet.

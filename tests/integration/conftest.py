@@ -2,16 +2,19 @@
 
 Tests ask for the `lab` fixture and get the fleet, its inventory path, and helpers that
 run commands in a box over real SSH with strict host-key checking. Only one lab may run
-on a machine at a time: run lab tests under `flock /tmp/dnabox-lab.lock pytest ...`.
+on a machine at a time: the fixture holds /tmp/dnabox-lab.lock for the session, unless
+the run was started under `flock /tmp/dnabox-lab.lock pytest ...` (then it holds it already).
 """
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import subprocess
 import sys
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +25,7 @@ from dnabox.inventory import Fleet, load_fleet
 
 ROOT = Path(__file__).resolve().parents[2]
 LAB_INVENTORY = ROOT / "inventory" / "lab.yaml"
+MACHINE_LOCK = Path("/tmp/dnabox-lab.lock")
 
 
 @dataclass(frozen=True)
@@ -79,6 +83,27 @@ def cannot_host_namespaces() -> str | None:
     return None
 
 
+def _lock_inherited() -> bool:
+    """True when an ancestor (`flock FILE pytest`) holds the machine lock for us."""
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            if os.readlink(f"/proc/self/fd/{fd}") == str(MACHINE_LOCK):
+                return True
+        except OSError:
+            continue
+    return False
+
+
+@contextmanager
+def machine_lock() -> Iterator[None]:
+    if _lock_inherited():
+        yield
+        return
+    with MACHINE_LOCK.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)  # waits for another session's lab to go
+        yield
+
+
 @pytest.fixture(scope="session")
 def lab() -> Iterator[Lab]:
     reason = cannot_host_namespaces()
@@ -86,7 +111,8 @@ def lab() -> Iterator[Lab]:
         pytest.skip(reason)
     fleet = load_fleet(LAB_INVENTORY)
     handle = Lab(fleet=fleet, inventory=LAB_INVENTORY, paths=lab_api.LabPaths())
-    handle.down()  # a fresh lab: nothing left over from an interrupted session
-    handle.up()
-    yield handle
-    handle.down()
+    with machine_lock():
+        handle.down()  # a fresh lab: nothing left over from an interrupted session
+        handle.up()
+        yield handle
+        handle.down()

@@ -85,7 +85,7 @@ def test_box_is_isolated_with_its_own_pid_1_hostname_and_memory_limit(lab: Lab) 
                          "cat /sys/fs/cgroup/memory/memory.limit_in_bytes "
                          "/sys/fs/cgroup/memory.max 2>/dev/null; ls /dev/net/tun")
         comm, hostname, limit, tun = result.stdout.split()
-        assert (comm, hostname, tun) == ("sshd", box.name, "/dev/net/tun")
+        assert (comm, hostname, tun) == ("sh", box.name, "/dev/net/tun")
         assert int(limit) == MEMORY_LIMITS[box.size]
 
 
@@ -110,22 +110,56 @@ def test_boxes_reach_nothing_outside_the_lab(lab: Lab) -> None:
 
 
 def test_apt_installs_from_the_local_repository_and_ovs_runs_in_a_box(lab: Lab) -> None:
+    # --reinstall: downloads from the lab's repository even if a role installed it already.
     lab.run("end-a-1", "apt-get -q update && DEBIAN_FRONTEND=noninteractive "
-            "apt-get -q -y install openvswitch-switch", timeout=300)
+            "apt-get -q -y install --reinstall openvswitch-switch", timeout=300)
+    # A private OVS (own database, sockets and network namespace): the test neither meets
+    # nor disturbs an OVS the bootstrap roles may run in this box.
     result = lab.run("end-a-1", """set -e
-        mkdir -p /var/run/openvswitch
-        ovsdb-tool create /etc/openvswitch/conf.db /usr/share/openvswitch/vswitch.ovsschema
-        ovsdb-server --remote=punix:/var/run/openvswitch/db.sock --pidfile --detach
-        ovs-vsctl --no-wait init
-        ovs-vswitchd --pidfile --detach --log-file
-        ovs-vsctl add-br br-test -- set bridge br-test datapath_type=netdev
-        ovs-vsctl add-port br-test eth1
-        ovs-vsctl list-ports br-test
-        ip -br link show br-test
-        ovs-appctl -t ovs-vswitchd exit
-        ovs-appctl -t ovsdb-server exit""")
-    assert "eth1" in result.stdout.splitlines()
-    assert result.stdout.splitlines()[-1].startswith("br-test")
+        d=$(mktemp -d)
+        ovsdb-tool create $d/conf.db /usr/share/openvswitch/vswitch.ovsschema
+        unshare --net sh -ec '
+          db=unix:$0/db.sock
+          ovsdb-server $0/conf.db --remote=punix:$0/db.sock --pidfile=$0/db.pid \\
+            --unixctl=$0/db.ctl --no-chdir --detach --log-file=$0/db.log
+          ovs-vsctl --db=$db --no-wait init
+          ovs-vswitchd $db --pidfile=$0/vs.pid --unixctl=$0/vs.ctl --no-chdir --detach \\
+            --log-file=$0/vs.log
+          ip link add veth-a type veth peer name veth-b
+          ovs-vsctl --db=$db add-br br-test -- set bridge br-test datapath_type=netdev
+          ovs-vsctl --db=$db add-port br-test veth-a
+          ovs-vsctl --db=$db list-ports br-test
+          ip -br link show br-test
+          ovs-appctl -t $0/vs.ctl exit
+          ovs-appctl -t $0/db.ctl exit' $d""")
+    lines = result.stdout.splitlines()
+    assert "veth-a" in lines
+    assert lines[-1].startswith("br-test")  # the netdev bridge's tap device
+
+
+def test_killing_sshd_stops_the_box_and_up_restarts_it_like_a_reboot(lab: Lab) -> None:
+    known_hosts = lab.paths.known_hosts(lab.fleet.name).read_text()
+    lab.run("edge-b-1", "echo before-crash > /root/crash-marker")
+    lab.run("edge-b-1", "kill -9 $(cat /run/sshd.pid)", check=False)
+    deadline = time.monotonic() + 10
+    while _state_of(lab, "edge-b-1") != "stopped" and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _state_of(lab, "edge-b-1") == "stopped"
+    report = lab.up()
+    assert report.started == ["edge-b-1"]
+    assert lab.run("edge-b-1", "cat /root/crash-marker").stdout.strip() == "before-crash"
+    assert lab.paths.known_hosts(lab.fleet.name).read_text() == known_hosts
+
+
+def test_pid_1_reaps_orphans(lab: Lab) -> None:
+    lab.run("core-1", "sh -c 'sleep 0.2 &'; sleep 0.6")
+    states = lab.run("core-1", "cat /proc/[0-9]*/stat").stdout
+    zombies = [line for line in states.splitlines() if line.split(") ")[1].startswith("Z")]
+    assert zombies == []
+
+
+def _state_of(lab: Lab, box: str) -> str:
+    return next(s.state for s in lab_api.status(lab.fleet, lab.paths) if s.name == box)
 
 
 def test_status_json_lists_every_box_running(lab: Lab) -> None:

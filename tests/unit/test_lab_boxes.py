@@ -42,7 +42,7 @@ def test_start_script_mounts_the_box_then_execs_sshd(tmp_path: Path) -> None:
                    "echo core-1 > /proc/sys/kernel/hostname"):
         assert needed in lines
     assert "unified" not in script
-    assert lines[-1] == f"exec chroot {root} /usr/sbin/sshd -D -e"
+    assert lines[-1] == f"exec chroot {root} /bin/sh -c '/usr/sbin/sshd -D -e & wait $!'"
 
 
 def test_launch_enters_the_netns_and_fresh_namespaces() -> None:

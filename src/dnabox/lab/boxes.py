@@ -1,5 +1,5 @@
 """One box: an overlay of the cached root filesystem, its own network, mount, PID, UTS,
-IPC and cgroup namespaces, and sshd as PID 1.
+IPC and cgroup namespaces, and sshd under a minimal PID 1.
 
 Every mount of a box is made inside the box's private mount namespace: the host never
 sees them, and they vanish with the box's last process.
@@ -8,6 +8,7 @@ sees them, and they vanish with the box's last process.
 from __future__ import annotations
 
 import os
+import shlex
 import socket
 import stat
 import time
@@ -24,6 +25,11 @@ from dnabox.lab.processes import Proc
 from dnabox.lab.repo import sources_list
 
 DEVICES = ("null", "zero", "full", "random", "urandom", "tty")
+
+# PID 1 of a box: a shell that runs sshd and reaps orphans while it waits (dash reaps
+# every child). Not sshd itself: a PID 1 ignores SIGKILL sent from inside its namespace,
+# and killing the box's sshd must end the box, as a crash would.
+INIT = "/usr/sbin/sshd -D -e & wait $!"
 
 SSHD_CONFIG = """\
 # Written by `dnabox lab up`.
@@ -148,7 +154,7 @@ def start_script(box: BoxLayout, dirs: BoxDirs, rootfs: Path,
     lines += _cgroup_mounts(root / "sys/fs/cgroup", hierarchies)
     lines += [
         f"echo {box.name} > /proc/sys/kernel/hostname",
-        f"exec chroot {root} /usr/sbin/sshd -D -e",
+        f"exec chroot {root} /bin/sh -c {shlex.quote(INIT)}",
     ]
     return "\n".join(lines) + "\n"
 
