@@ -43,9 +43,7 @@ echo "==> dnabox lab cache"
 dnabox lab cache
 
 if [ "$what" = demo ]; then
-  # Until the lab lands, the demo shows the sample fleet.
-  dnabox inventory validate inventory/smartx-playground.yaml
-  exec dnabox inventory show inventory/lab.yaml
+  exec dnabox demo
 fi
 
 echo "==> ruff"

