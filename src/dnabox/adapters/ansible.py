@@ -139,6 +139,7 @@ def run_playbook(
     forks: int = 50,
     on_event: Callable[[TaskEvent], None] | None = None,
     check: bool = False,
+    roles_path: Path | None = None,
 ) -> PlaybookResult:
     """Run ``playbook`` against ``inventory`` (a YAML-ready dict) and count results per host.
 
@@ -175,7 +176,7 @@ def run_playbook(
             forks=forks,
             envvars={
                 **PERFORMANCE_ENV,
-                "ANSIBLE_ROLES_PATH": str(playbook.resolve().parent / "roles"),
+                "ANSIBLE_ROLES_PATH": str(roles_path or playbook.resolve().parent / "roles"),
             },
             cmdline=cmdline,
             event_handler=handle,

@@ -169,6 +169,7 @@ class Provisioner:
                 self.project.site_playbook, self.inventory,
                 private_data_dir=self.state / "ansible" / f"{unit.id.replace(':', '-')}-{index}",
                 limit=boxes, tags=list(roles), forks=self.options.forks,
+                roles_path=self.project.roles,
                 on_event=functools.partial(self._task_event, site=unit.site),
             )
             for box in boxes:
@@ -182,9 +183,12 @@ class Provisioner:
         return UnitOutcome("changed", f"ran {sum(len(b) for b in groups.values())} boxes")
 
     def _task_event(self, event: TaskEvent, site: str) -> None:
-        self.sink(Event("task", "failed" if event.status in {"failed", "unreachable"} else "info",
-                        box=event.host, site=site, message=f"{event.role}: {event.task}",
-                        data={"status": event.status}))
+        failed = event.status in {"failed", "unreachable"}
+        message = f"{event.role}: {event.task}"
+        if failed and event.message:
+            message += f": {event.message}"
+        self.sink(Event("task", "failed" if failed else "info", box=event.host, site=site,
+                        message=message, data={"status": event.status}))
 
     def _record(self, box: str, roles: list[str]) -> None:
         state = self._box_states.get(box)

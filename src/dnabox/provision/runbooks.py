@@ -128,9 +128,10 @@ def run_playbook_on(ctx: RunbookContext, playbook: str, boxes: Sequence[Box], *,
     return run_playbook(
         path, render_inventory(ctx.fleet, ctx.project),
         private_data_dir=ctx.state / "ansible" / f"runbook-{label or path.stem}",
-        limit=[b.name for b in boxes], extravars=extravars,
+        limit=[b.name for b in boxes], extravars=extravars, roles_path=ctx.project.roles,
         on_event=lambda e: ctx.sink(Event("task", "failed" if e.status in {
-            "failed", "unreachable"} else "info", box=e.host, message=f"{e.task}",
+            "failed", "unreachable"} else "info", box=e.host,
+            message=f"{e.task}: {e.message}" if e.message else e.task,
             data={"status": e.status})),
     )
 
