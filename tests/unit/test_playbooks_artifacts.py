@@ -18,6 +18,7 @@ from dnabox.cli.app import app
 from dnabox.inventory import Fleet, load_fleet
 from dnabox.plan.ansible_inventory import render_inventory
 from dnabox.plan.artifacts import ArtifactMissing, check_artifacts, missing_artifacts
+from dnabox.plan.selection import select_boxes
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -115,10 +116,13 @@ def test_bootstrap_refuses_an_unknown_box(tmp_path: Path) -> None:
 
 def test_box_selection_by_site_and_tier() -> None:
     fleet = load_fleet(ROOT / "inventory" / "lab.yaml")
-    assert bootstrap_cli.select_boxes(fleet, None, None, None) == [b.name for b in fleet.boxes]
-    assert bootstrap_cli.select_boxes(fleet, None, None, ["edge"]) == ["edge-a-1", "edge-b-1"]
-    assert bootstrap_cli.select_boxes(fleet, None, ["core", "end-a"], None) == ["core-1",
-                                                                               "end-a-1"]
+
+    def names(**filters: list[str] | None) -> list[str]:
+        return [b.name for b in select_boxes(fleet, **filters)]
+
+    assert names() == [b.name for b in fleet.boxes]
+    assert names(tiers=["edge"]) == ["edge-a-1", "edge-b-1"]
+    assert names(sites=["core", "end-a"]) == ["core-1", "end-a-1"]
 
 
 class FakeApt:

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 from dnabox.cli.app import app
 from dnabox.errors import DnaboxError
 from dnabox.inventory import load_fleet
-from dnabox.provision.fanout import select_boxes
+from dnabox.plan.selection import select_boxes
 from dnabox.provision.runbooks import RUNBOOKS, batches
 
 
@@ -33,7 +33,7 @@ def test_select_boxes(repo_root: Path) -> None:
         "end-gist-nuc-1", "end-gist-nuc-2", "end-gist-pi-1"}
     assert [b.name for b in select_boxes(fleet, sites=["jnu-edge"], boxes=["edge-jnu-2"])] == [
         "edge-jnu-2"]
-    with pytest.raises(DnaboxError, match="unknown box nope"):
+    with pytest.raises(DnaboxError, match="not in fleet smartx-playground: nope"):
         select_boxes(fleet, boxes=["nope"])
     with pytest.raises(DnaboxError, match="no box matches"):
         select_boxes(fleet, sites=["jnu-edge"], tiers=["core"])

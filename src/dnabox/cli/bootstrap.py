@@ -27,11 +27,11 @@ from dnabox.cli.common import (
     print_json,
     stderr,
 )
-from dnabox.errors import DnaboxError, RemoteError
-from dnabox.inventory.model import Fleet
+from dnabox.errors import RemoteError
 from dnabox.plan.ansible_inventory import render_inventory
 from dnabox.plan.artifacts import check_artifacts
 from dnabox.plan.project import find_project
+from dnabox.plan.selection import select_boxes
 from dnabox.provision.paths import state_dir
 
 BoxOption = Annotated[list[str] | None, typer.Option("--box", "-b", help="Only these boxes.")]
@@ -41,26 +41,6 @@ TierOption = Annotated[list[str] | None, typer.Option("--tier", "-t",
 TagsOption = Annotated[list[str] | None, typer.Option("--role", "-r",
                                                        help="Only these roles (Ansible tags).")]
 ForksOption = Annotated[int, typer.Option("--forks", help="Boxes Ansible works on at once.")]
-
-
-def select_boxes(fleet: Fleet, boxes: list[str] | None, sites: list[str] | None,
-                 tiers: list[str] | None) -> list[str]:
-    """Boxes matching every given filter (no filter: the whole fleet), in fleet order."""
-    known = {b.name for b in fleet.boxes}
-    unknown = [b for b in boxes or [] if b not in known]
-    unknown += [s for s in sites or [] if s not in {site.name for site in fleet.sites}]
-    if unknown:
-        raise DnaboxError(f"not in fleet {fleet.name}: {', '.join(unknown)}",
-                          hint="`dnabox inventory show -i FILE` lists boxes and sites")
-    chosen = [
-        b.name for b in fleet.boxes
-        if (not boxes or b.name in boxes) and (not sites or b.site in sites)
-        and (not tiers or fleet.tier_of(b) in tiers)
-    ]
-    if not chosen:
-        raise DnaboxError("no box matches the given --box/--site/--tier",
-                          hint="`dnabox inventory show -i FILE` lists boxes, sites and tiers")
-    return chosen
 
 
 @dataclass
@@ -147,7 +127,7 @@ def bootstrap(
     Example: dnabox bootstrap -i inventory/lab.yaml --site edge-a --json
     """
     fleet = fleet_from(inventory)
-    boxes = select_boxes(fleet, box, site, tier)
+    boxes = [b.name for b in select_boxes(fleet, boxes=box, sites=site, tiers=tier)]
     check_artifacts(fleet, boxes)
     project = find_project()
     rendered = render_inventory(fleet, project)

@@ -18,7 +18,8 @@ from dnabox.cli.common import (
     print_json,
     stderr,
 )
-from dnabox.provision.fanout import fan_out, select_boxes
+from dnabox.plan.selection import select_boxes
+from dnabox.provision.fanout import fan_out
 
 
 @command

@@ -20,8 +20,8 @@ from dnabox.cli.common import (
 from dnabox.cli.progress import JsonLines, SiteProgress
 from dnabox.errors import DnaboxError
 from dnabox.plan.project import find_project
+from dnabox.plan.selection import select_boxes
 from dnabox.provision import runbooks
-from dnabox.provision.fanout import select_boxes
 from dnabox.provision.paths import state_dir
 
 app = typer.Typer(help="Day-2 runbooks: add/replace a box, drain, rolling upgrades, "

@@ -19,23 +19,6 @@ class ExecResult:
     error: str = ""
 
 
-def select_boxes(fleet: Fleet, *, boxes: list[str] | None = None, sites: list[str] | None = None,
-                 tiers: list[str] | None = None) -> list[Box]:
-    chosen = [
-        b for b in fleet.boxes
-        if (not boxes or b.name in boxes) and (not sites or b.site in sites)
-        and (not tiers or fleet.tier_of(b) in tiers)
-    ]
-    unknown = sorted(set(boxes or []) - {b.name for b in fleet.boxes})
-    if unknown:
-        raise DnaboxError(f"unknown box {', '.join(unknown)}",
-                          hint=f"boxes: {', '.join(b.name for b in fleet.boxes)}")
-    if not chosen:
-        raise DnaboxError("no box matches the selection",
-                          hint="check --box/--site/--tier against `dnabox inventory show`")
-    return chosen
-
-
 def fan_out(fleet: Fleet, boxes: list[Box], command: str,
             on_line: Callable[[str, str], None], *, parallel: int = 64,
             timeout: float = 600.0) -> list[ExecResult]:
