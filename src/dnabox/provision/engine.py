@@ -7,9 +7,9 @@ written back after success. A converged fleet costs one SSH round trip per box.
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
+import os
 import shutil
 import threading
 from collections import defaultdict
@@ -17,13 +17,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dnabox.adapters.ansible import TaskEvent, run_playbook
+from dnabox.adapters.ansible import HostStats, TaskEvent, run_playbook
 from dnabox.adapters.ssh import ConnectionPool
 from dnabox.inventory.model import Fleet
 from dnabox.plan.ansible_inventory import render_inventory
 from dnabox.plan.dag import WorkUnit, build_dag
 from dnabox.plan.desired import BoxPlan, plan_fleet
 from dnabox.plan.project import ProjectPaths
+from dnabox.provision.batcher import AnsibleBatcher
 from dnabox.provision.events import Event, EventSink
 from dnabox.provision.journal import Journal
 from dnabox.provision.lock import FleetLock
@@ -41,6 +42,7 @@ class UpOptions:
     forks: int = 50
     resume: bool = False
     only_boxes: frozenset[str] = frozenset()
+    ansible_slots: int = field(default_factory=lambda: os.cpu_count() or 2)
 
 
 @dataclass
@@ -74,6 +76,8 @@ class Provisioner:
         self._ran: dict[str, list[str]] = defaultdict(list)
         self._lock = threading.Lock()
         self.pool = ConnectionPool(on_retry=self._on_retry)
+        # As many Ansible controllers at once as there are cores (see provision/batcher.py).
+        self._batcher = AnsibleBatcher(self._run_batch, slots=self.options.ansible_slots)
 
     def _on_retry(self, box: str, attempt: int, reason: str) -> None:
         self.sink(Event("box", "retry", box=box, message=f"attempt {attempt} failed: {reason}"))
@@ -164,17 +168,11 @@ class Provisioner:
         if not groups:
             return UnitOutcome("ok", "converged")
         failed: list[str] = []
-        for index, (roles, boxes) in enumerate(sorted(groups.items())):
-            result = run_playbook(
-                self.project.site_playbook, self.inventory,
-                private_data_dir=self.state / "ansible" / f"{unit.id.replace(':', '-')}-{index}",
-                limit=boxes, tags=list(roles), forks=self.options.forks,
-                roles_path=self.project.roles,
-                on_event=functools.partial(self._task_event, site=unit.site),
-            )
+        for roles, boxes in sorted(groups.items()):
+            stats = self._batcher.run(roles, boxes)
             for box in boxes:
-                stats = result.hosts.get(box)
-                if stats is None or stats.failed or stats.unreachable:
+                host = stats.get(box)
+                if host is None or host.failed or host.unreachable:
                     failed.append(box)
                     continue
                 self._record(box, list(roles))
@@ -182,11 +180,21 @@ class Provisioner:
             return UnitOutcome("failed", f"ansible failed on {', '.join(sorted(failed))}")
         return UnitOutcome("changed", f"ran {sum(len(b) for b in groups.values())} boxes")
 
-    def _task_event(self, event: TaskEvent, site: str) -> None:
+    def _run_batch(self, roles: tuple[str, ...], boxes: list[str],
+                   label: str) -> dict[str, HostStats]:
+        result = run_playbook(
+            self.project.site_playbook, self.inventory,
+            private_data_dir=self.state / "ansible" / label, limit=boxes, tags=list(roles),
+            forks=self.options.forks, roles_path=self.project.roles, on_event=self._task_event,
+        )
+        return result.hosts
+
+    def _task_event(self, event: TaskEvent) -> None:
         failed = event.status in {"failed", "unreachable"}
         message = f"{event.role}: {event.task}"
         if failed and event.message:
             message += f": {event.message}"
+        site = self.fleet.box(event.host).site if event.host in self.plans else ""
         self.sink(Event("task", "failed" if failed else "info", box=event.host, site=site,
                         message=message, data={"status": event.status}))
 
