@@ -39,10 +39,15 @@ def test_spawn_joins_the_given_cgroups_first(tmp_path: Path) -> None:
     procs = tmp_path / "cgroup.procs"
     proc = processes.spawn(["sleep", "60"], tmp_path / "log", [procs])
     try:
+        comm = Path(f"/proc/{proc.pid}/comm")
         deadline = time.monotonic() + 5
-        while not procs.exists() and time.monotonic() < deadline:
+        # Wait for the wrapper to write its PID and then exec the command (on a loaded
+        # machine the file can exist before either has happened).
+        while time.monotonic() < deadline and not (
+            procs.exists() and procs.read_text().strip() and comm.read_text().strip() == "sleep"
+        ):
             time.sleep(0.01)
         assert procs.read_text().strip() == str(proc.pid)
-        assert Path(f"/proc/{proc.pid}/comm").read_text().strip() == "sleep"
+        assert comm.read_text().strip() == "sleep"
     finally:
         processes.kill(proc)
