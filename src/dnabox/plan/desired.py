@@ -115,8 +115,10 @@ def box_variables(inventory: dict[str, Any], box: str) -> dict[str, Any]:
     return merged
 
 
-def plan_fleet(fleet: Fleet, project: ProjectPaths) -> dict[str, BoxPlan]:
-    inventory = render_inventory(fleet, project)
+def plan_fleet(fleet: Fleet, project: ProjectPaths,
+               inventory: dict[str, Any] | None = None) -> dict[str, BoxPlan]:
+    """Plan every box; pass the rendered ``inventory`` when the caller has it already."""
+    inventory = inventory or render_inventory(fleet, project)
     managed = load_managed_files(project.templates)
     env = template_environment(project.templates)
     return {

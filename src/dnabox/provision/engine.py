@@ -69,8 +69,8 @@ class Provisioner:
         self.state = state
         self.sink = sink
         self.options = options or UpOptions()
-        self.plans = plan_fleet(fleet, project)
         self.inventory = render_inventory(fleet, project)
+        self.plans = plan_fleet(fleet, project, self.inventory)
         self._box_states: dict[str, BoxState] = {}
         self._decisions: dict[str, list[RoleDecision]] = {}
         self._ran: dict[str, list[str]] = defaultdict(list)
