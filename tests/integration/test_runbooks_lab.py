@@ -4,6 +4,7 @@ verifies, stops at the first failed batch and resumes."""
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -87,3 +88,51 @@ def test_rolling_upgrade_batches_verifies_stops_and_resumes(converged: Lab) -> N
     assert resumed.returncode == 0, resumed.stdout[-3000:]
     statuses = [b["status"] for b in summary(resumed.stdout)["batches"]]
     assert statuses == ["skipped", "ok", "ok", "ok"], "batch 1 is not repeated"
+
+
+def test_drain_stops_workloads_and_undrain_returns_the_box(converged: Lab) -> None:
+    # A long-running container stands in for a workload.
+    converged.run("edge-b-1", "mkdir -p /tmp/wl && cp --parents /bin/sleep "
+                              "$(ldd /bin/sleep | awk '/=>/ {print $3} /ld-linux/ {print $1}') "
+                              "/tmp/wl && ctr run -d --rootfs /tmp/wl workload /bin/sleep 600")
+    def workload_state() -> str:
+        rows = converged.run("edge-b-1", "ctr tasks list").stdout.splitlines()
+        return next((row.split()[-1] for row in rows if row.startswith("workload")), "absent")
+
+    assert workload_state() == "RUNNING"
+    drained = converged.cli("runbook", "run", "drain", "-i", str(converged.inventory),
+                            "--box", "edge-b-1", "--json")
+    assert drained.returncode == 0, drained.stdout[-2000:]
+    assert converged.run("edge-b-1", "test -f /var/lib/dnabox/drained", check=False
+                         ).returncode == 0
+    deadline = time.monotonic() + 10
+    while workload_state() == "RUNNING" and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert workload_state() in {"STOPPED", "absent"}, "drain stops the box's workloads"
+    undrained = converged.cli("runbook", "run", "undrain", "-i", str(converged.inventory),
+                              "--box", "edge-b-1", "--json")
+    assert undrained.returncode == 0, undrained.stdout[-2000:]
+    assert converged.run("edge-b-1", "test -f /var/lib/dnabox/drained", check=False
+                         ).returncode == 1
+    converged.run("edge-b-1", "ctr tasks kill workload 2>/dev/null; ctr tasks rm workload "
+                              "2>/dev/null; ctr containers rm workload; rm -rf /tmp/wl",
+                  check=False)
+
+
+def test_collect_diagnostics_fetches_a_tarball_without_secrets(converged: Lab,
+                                                               tmp_path: Path) -> None:
+    import tarfile
+
+    result = converged.cli("runbook", "run", "collect_diagnostics", "-i",
+                           str(converged.inventory), "--site", "core", "--dest",
+                           str(tmp_path), "--json")
+    assert result.returncode == 0, result.stdout[-2000:]
+    with tarfile.open(tmp_path / "core-1.tar.gz") as archive:
+        names = archive.getnames()
+        assert "core-1/ovs-vsctl-show.txt" in names
+        assert "core-1/containerd-config.toml" in names
+        assert not [n for n in names if "key" in n or n.endswith(".pem")]
+        show = archive.extractfile("core-1/ovs-vsctl-show.txt")
+        assert show is not None and b"br-vxlan" in show.read()
+    assert converged.run("core-1", "test -e /tmp/dnabox-diagnostics.tar.gz",
+                         check=False).returncode == 1, "work files are removed from the box"
