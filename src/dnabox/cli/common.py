@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
 from collections.abc import Callable, Iterator
@@ -67,7 +68,6 @@ def print_json(value: Any) -> None:
 
 def command(func: Callable[..., Any]) -> Callable[..., Any]:
     """Decorator: run ``func`` inside :func:`user_errors`."""
-    import functools
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:

@@ -15,10 +15,9 @@ import threading
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from dnabox.adapters.ansible import HostStats, TaskEvent, run_playbook
-from dnabox.adapters.ssh import ConnectionPool
+from dnabox.adapters.ssh import BoxConnection, ConnectionPool
 from dnabox.inventory.model import Fleet
 from dnabox.plan.ansible_inventory import render_inventory
 from dnabox.plan.dag import WorkUnit, build_dag
@@ -28,7 +27,7 @@ from dnabox.provision.batcher import AnsibleBatcher
 from dnabox.provision.events import Event, EventSink
 from dnabox.provision.journal import Journal
 from dnabox.provision.lock import FleetLock
-from dnabox.provision.remote import BoxState, RoleDecision, decide, read_state, write_fingerprints
+from dnabox.provision.remote import RoleDecision, decide, read_state, write_fingerprints
 from dnabox.provision.scheduler import Scheduler, UnitOutcome
 
 # Formed by the control_plane/join units, in order, not by the per-site bootstrap.
@@ -48,7 +47,6 @@ class UpOptions:
 @dataclass
 class UpReport:
     units: dict[str, UnitOutcome]
-    decisions: dict[str, list[RoleDecision]] = field(default_factory=dict)
     ran: dict[str, list[str]] = field(default_factory=dict)
 
     @property
@@ -71,7 +69,8 @@ class Provisioner:
         self.options = options or UpOptions()
         self.inventory = render_inventory(fleet, project)
         self.plans = plan_fleet(fleet, project, self.inventory)
-        self._box_states: dict[str, BoxState] = {}
+        # What each box had converged, as read by preflight and updated after each run.
+        self._stored: dict[str, dict[str, str]] = {}
         self._decisions: dict[str, list[RoleDecision]] = {}
         self._ran: dict[str, list[str]] = defaultdict(list)
         self._lock = threading.Lock()
@@ -108,7 +107,7 @@ class Provisioner:
                                     per_site=self.options.per_site, already_done=done).run()
             finally:
                 self.pool.close()
-            report = UpReport(results, dict(self._decisions), dict(self._ran))
+            report = UpReport(results, dict(self._ran))
             journal.finish_run(run, report.ok)
             self.sink(Event("run", "ok" if report.ok else "failed",
                             data={"failed": [u for u, o in results.items()
@@ -126,7 +125,7 @@ class Provisioner:
         }[unit.kind]
         return handler(unit)
 
-    def _connection(self, box: str) -> Any:
+    def _connection(self, box: str) -> BoxConnection:
         return self.pool.get(box, self.fleet.ssh_for(self.fleet.box(box)))
 
     def _preflight(self, unit: WorkUnit) -> UnitOutcome:
@@ -134,7 +133,7 @@ class Provisioner:
         state = read_state(self._connection(box), self.plans[box])
         decisions = decide(self.plans[box], state)
         with self._lock:
-            self._box_states[box] = state
+            self._stored[box] = dict(state.fingerprints)
             self._decisions[box] = decisions
         pending = [f"{d.role} ({d.reason})" for d in decisions if d.needs_run]
         self.sink(Event("box", "info", box=box, site=unit.site,
@@ -153,8 +152,7 @@ class Provisioner:
     def _formation(self, unit: WorkUnit) -> UnitOutcome:
         planned = [b for b in unit.boxes if FORMATION_ROLE in self.plans[b].fingerprints]
         if not planned:
-            return UnitOutcome("skipped", "the kubernetes role is skipped for this fleet"
-                               if unit.boxes else "no boxes")
+            return UnitOutcome("skipped", "no box of this unit runs the kubernetes role")
         if any(b not in self._decisions for b in planned):
             return UnitOutcome("failed", "preflight did not run for every member")
         return self._run_roles(unit, {b: self._pending_roles(b, formation=True)
@@ -199,17 +197,15 @@ class Provisioner:
                         message=message, data={"status": event.status}))
 
     def _record(self, box: str, roles: list[str]) -> None:
-        state = self._box_states.get(box)
-        stored = dict(state.fingerprints) if state else {}
         desired = self.plans[box].fingerprints
-        stored.update({role: desired[role] for role in roles})
-        # Roles no longer planned for the box are forgotten, so re-adding them re-runs them.
-        stored = {role: fp for role, fp in stored.items() if role in desired}
+        with self._lock:
+            stored = {**self._stored.get(box, {}), **{role: desired[role] for role in roles}}
+            # Roles no longer planned for the box are forgotten: re-adding them re-runs them.
+            stored = {role: fp for role, fp in stored.items() if role in desired}
+            self._stored[box] = stored
         write_fingerprints(self._connection(box), stored)
         with self._lock:
             self._ran[box].extend(roles)
-            if state is not None:
-                self._box_states[box] = BoxState(state.facts, stored, state.file_hashes)
 
     def _stacks(self, unit: WorkUnit) -> UnitOutcome:
         formed = [b for b in unit.boxes if FORMATION_ROLE in self.plans[b].fingerprints]

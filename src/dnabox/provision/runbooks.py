@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from dnabox.adapters.ansible import PlaybookResult, run_playbook
-from dnabox.adapters.ssh import ConnectionPool
+from dnabox.adapters.ssh import BoxConnection, ConnectionPool
 from dnabox.errors import DnaboxError
 from dnabox.inventory.model import Box, Fleet
 from dnabox.plan.ansible_inventory import render_inventory
@@ -107,12 +107,12 @@ def replace_box(ctx: RunbookContext, boxes: Sequence[Box], *, force: bool) -> Ru
     return _from_up("replace_box", report, sorted(names))
 
 
-def _converged_box_answers(connection: Any) -> bool:
+def _converged_box_answers(connection: BoxConnection) -> bool:
     try:
         result = connection.run("test -s /var/lib/dnabox/fingerprints.json", timeout=20)
     except DnaboxError:
         return False
-    return bool(result.rc == 0)
+    return result.rc == 0
 
 
 def _from_up(name: str, report: UpReport, boxes: list[str]) -> RunbookReport:
