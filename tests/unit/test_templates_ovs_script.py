@@ -25,25 +25,31 @@ ROOT = Path(__file__).resolve().parents[2]
 VSCTL = r'''#!/usr/bin/env python3
 import json, os, sys
 state = json.load(open(os.environ["STUB_STATE"]))
-args = [a for a in sys.argv[1:] if not a.startswith("--timeout")]
-if args and args[0] == "--if-exists":
-    args = args[1:]
+options = [a for a in sys.argv[1:] if a.startswith("--")]
+args = [a for a in sys.argv[1:] if not a.startswith("--")]
+columns = next((o.split("=", 1)[1].split(",") for o in options if o.startswith("--columns=")), [])
 cmd = args[0]
-if cmd == "br-exists":
-    sys.exit(0 if args[1] in state["bridges"] else 2)
-if cmd == "port-to-br":
-    owner = [b for b, ports in state["bridges"].items() if args[1] in ports]
-    if not owner:
-        sys.exit(1)
-    print(owner[0])
+if cmd == "show":
+    pass
+elif cmd == "list-br":
+    print("\n".join(state["bridges"]))
 elif cmd == "list-ports":
     print("\n".join(state["bridges"].get(args[1], [])))
-elif cmd == "get":
-    value = state["columns"].get(" ".join(args[1:4]))
-    if value is not None:
-        print(value)
+elif cmd == "list" and columns[0] == "name":
+    table, column = args[1], columns[1]
+    records = sorted({key.split()[1] for key in state["columns"] if key.split()[0] == table})
+    for record in records:
+        prefix = f"{table} {record} {column}"
+        pairs = sorted(f"{key.split(':', 1)[1]}={value.strip(chr(34))}"
+                       for key, value in state["columns"].items()
+                       if key.startswith(prefix + ":"))
+        value = " ".join(pairs) if pairs else state["columns"].get(prefix, "").strip(chr(34))
+        print(f"{record},{value}")
 else:
-    sys.exit("stub: unexpected write in --check mode: " + " ".join(args))
+    sys.exit("stub: unexpected command in --check mode: " + " ".join(sys.argv[1:]))
+'''
+DAEMON = '''#!/bin/sh
+exit 0
 '''
 IP = r'''#!/usr/bin/env python3
 import json, os, sys
@@ -90,12 +96,13 @@ def check(tmp_path: Path, state: dict[str, object]) -> list[str]:
     fleet = load_fleet(ROOT / "inventory" / "lab.yaml")
     project = ProjectPaths(ROOT)
     defaults = yaml.safe_load((project.roles / "ovs/defaults/main.yml").read_text())
-    values = {**defaults, **box_variables(render_inventory(fleet, project), "core-1")}
+    values = {**defaults, **box_variables(render_inventory(fleet, project), "core-1"),
+              "ovs_run_dir": str(tmp_path), "ovs_db_file": str(tmp_path / "state.json")}
     script = template_environment(project.templates).get_template(
         "ovs/dnabox-ovs-apply.sh.j2").render(values)
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir(exist_ok=True)
-    for name, body in (("ovs-vsctl", VSCTL), ("ip", IP)):
+    for name, body in (("ovs-vsctl", VSCTL), ("ip", IP), ("dnabox-daemon", DAEMON)):
         (bin_dir / name).write_text(body)
         (bin_dir / name).chmod(0o755)
     (tmp_path / "apply.sh").write_text(script)

@@ -1,8 +1,11 @@
 """`dnabox up`: the hot path.
 
-Preflight reads every box's stored fingerprints in one round trip; Ansible then runs only
-the roles whose fingerprint differs, in site shards that run concurrently; fingerprints are
-written back after success. A converged fleet costs one SSH round trip per box.
+Preflight reads every box's stored fingerprints in one round trip; only the roles whose
+fingerprint differs run, in site shards that run concurrently; fingerprints are written
+back after success. A converged fleet costs one SSH round trip per box. Roles that can take
+the direct path (``dnabox.plan.direct``: packages, files and the role's apply script in one
+SSH round trip) do so; the others, and every role with ``--engine ansible``, run through
+ansible-playbook.
 """
 
 from __future__ import annotations
@@ -13,25 +16,44 @@ import os
 import shutil
 import threading
 from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 
 from dnabox.adapters.ansible import HostStats, TaskEvent, run_playbook
 from dnabox.adapters.ssh import BoxConnection, ConnectionPool
+from dnabox.errors import DnaboxError
 from dnabox.inventory.model import Fleet
 from dnabox.plan.ansible_inventory import render_inventory
 from dnabox.plan.dag import WorkUnit, build_dag
-from dnabox.plan.desired import BoxPlan, plan_fleet
+from dnabox.plan.desired import BoxPlan, box_variables, plan_fleet
+from dnabox.plan.direct import build_program, direct_capable
 from dnabox.plan.project import ProjectPaths
 from dnabox.provision.batcher import AnsibleBatcher
+from dnabox.provision.direct import DirectOutcome, run_direct
 from dnabox.provision.events import Event, EventSink
 from dnabox.provision.journal import Journal
 from dnabox.provision.lock import FleetLock
-from dnabox.provision.remote import RoleDecision, decide, read_state, write_fingerprints
+from dnabox.provision.remote import (
+    FINGERPRINTS,
+    RoleDecision,
+    decide,
+    fingerprints_document,
+    read_state,
+    write_fingerprints,
+)
 from dnabox.provision.scheduler import Scheduler, UnitOutcome
 
 # Formed by the control_plane/join units, in order, not by the per-site bootstrap.
 FORMATION_ROLE = "kubernetes"
+
+
+class Engine(StrEnum):
+    """How roles run: ``auto`` takes the direct path where it can, ``ansible`` never."""
+
+    AUTO = "auto"
+    ANSIBLE = "ansible"
 
 
 @dataclass(frozen=True)
@@ -41,6 +63,8 @@ class UpOptions:
     forks: int = 50
     resume: bool = False
     only_boxes: frozenset[str] = frozenset()
+    # auto: the direct path where a box's pending roles allow it, Ansible elsewhere.
+    engine: Engine = Engine.AUTO
     ansible_slots: int = field(default_factory=lambda: os.cpu_count() or 2)
 
 
@@ -159,24 +183,80 @@ class Provisioner:
                                       for b in planned if self._wanted(b)})
 
     def _run_roles(self, unit: WorkUnit, work: dict[str, list[str]]) -> UnitOutcome:
-        groups: dict[tuple[str, ...], list[str]] = defaultdict(list)
-        for box, pending in work.items():
-            if pending:
-                groups[tuple(pending)].append(box)
-        if not groups:
+        pending = {box: roles for box, roles in work.items() if roles}
+        if not pending:
             return UnitOutcome("ok", "converged")
-        failed: list[str] = []
-        for roles, boxes in sorted(groups.items()):
-            stats = self._batcher.run(roles, boxes)
+        direct = {box: roles for box, roles in pending.items() if self._direct(box, roles)}
+        failed = self._run_direct(unit, direct)
+        groups: dict[tuple[str, ...], list[str]] = defaultdict(list)
+        for box, roles in pending.items():
+            if box not in direct:
+                groups[tuple(roles)].append(box)
+        for group, boxes in sorted(groups.items()):
+            stats = self._batcher.run(group, boxes)
             for box in boxes:
                 host = stats.get(box)
                 if host is None or host.failed or host.unreachable:
                     failed.append(box)
                     continue
-                self._record(box, list(roles))
+                self._record(box, list(group))
         if failed:
-            return UnitOutcome("failed", f"ansible failed on {', '.join(sorted(failed))}")
-        return UnitOutcome("changed", f"ran {sum(len(b) for b in groups.values())} boxes")
+            return UnitOutcome("failed", f"failed on {', '.join(sorted(failed))}")
+        return UnitOutcome("changed", f"ran {len(pending)} boxes")
+
+    def _direct(self, box: str, roles: list[str]) -> bool:
+        if self.options.engine is not Engine.AUTO:
+            return False
+        variables = box_variables(self.inventory, box)
+        return all(direct_capable(role, variables) for role in roles)
+
+    def _run_direct(self, unit: WorkUnit, work: dict[str, list[str]]) -> list[str]:
+        """Run each box's direct program (boxes in parallel); return the boxes that failed."""
+        if not work:
+            return []
+        policy_rc = (self.project.roles / "base" / "files" / "policy-rc.d").read_text()
+
+        def one(box: str) -> DirectOutcome:
+            with self._lock:
+                stored = self._converged(box, work[box])
+            program = build_program(
+                self.plans[box], work[box], box_variables(self.inventory, box),
+                policy_rc=policy_rc, fingerprints_document=fingerprints_document(stored),
+                state_file=FINGERPRINTS)
+
+            def step(name: str) -> None:
+                self.sink(Event("task", "info", box=box, site=unit.site, message=name,
+                                data={"status": "started", "engine": "direct"}))
+
+            def change(what: str) -> None:
+                self.sink(Event("task", "info", box=box, site=unit.site, message=what,
+                                data={"status": "changed", "engine": "direct"}))
+
+            try:
+                outcome = run_direct(self._connection(box), program, step, change)
+            except DnaboxError as exc:
+                outcome = DirectOutcome(False, "connect", error=exc.message)
+            if outcome.ok:
+                with self._lock:
+                    self._stored[box] = stored
+                    self._ran[box].extend(program.roles)
+            else:
+                self.sink(Event("task", "failed", box=box, site=unit.site,
+                                message=f"{outcome.step} failed: {outcome.error}",
+                                data={"status": "failed", "engine": "direct"}))
+            return outcome
+
+        workers = max(1, min(len(work), self.options.forks))
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="direct") as pool:
+            outcomes = dict(zip(work, pool.map(one, list(work)), strict=True))
+        return sorted(box for box, outcome in outcomes.items() if not outcome.ok)
+
+    def _converged(self, box: str, roles: list[str]) -> dict[str, str]:
+        """The box's stored fingerprints once ``roles`` converged (roles no longer planned
+        for the box are forgotten: re-adding them re-runs them)."""
+        desired = self.plans[box].fingerprints
+        stored = {**self._stored.get(box, {}), **{role: desired[role] for role in roles}}
+        return {role: fp for role, fp in stored.items() if role in desired}
 
     def _run_batch(self, roles: tuple[str, ...], boxes: list[str],
                    label: str) -> dict[str, HostStats]:
@@ -197,11 +277,8 @@ class Provisioner:
                         message=message, data={"status": event.status}))
 
     def _record(self, box: str, roles: list[str]) -> None:
-        desired = self.plans[box].fingerprints
         with self._lock:
-            stored = {**self._stored.get(box, {}), **{role: desired[role] for role in roles}}
-            # Roles no longer planned for the box are forgotten: re-adding them re-runs them.
-            stored = {role: fp for role, fp in stored.items() if role in desired}
+            stored = self._converged(box, roles)
             self._stored[box] = stored
         write_fingerprints(self._connection(box), stored)
         with self._lock:

@@ -106,9 +106,14 @@ def decide(plan: BoxPlan, state: BoxState) -> list[RoleDecision]:
     return decisions
 
 
+def fingerprints_document(fingerprints: dict[str, str]) -> bytes:
+    """The content of the box's fingerprint file."""
+    return json.dumps({"fingerprints": fingerprints}, sort_keys=True).encode()
+
+
 def write_fingerprints(connection: BoxConnection, fingerprints: dict[str, str]) -> None:
     """Atomically replace the box's fingerprint file (write, then rename)."""
-    body = json.dumps({"fingerprints": fingerprints}, sort_keys=True).encode()
+    body = fingerprints_document(fingerprints)
     result = connection.run(
         f"mkdir -p {STATE_DIR} && cat > {FINGERPRINTS}.tmp && mv {FINGERPRINTS}.tmp "
         f"{FINGERPRINTS}", stdin=body, timeout=60)

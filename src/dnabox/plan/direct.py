@@ -1,0 +1,181 @@
+"""The direct path: a box's pending roles as one shell program, run in one SSH round trip.
+
+Ansible spends ~0.25 CPU-s per task and box (controller and box together, measured in
+docs/PERFORMANCE.md); a fresh box runs ~30 tasks. Every role that can take this path keeps
+its logic where Ansible finds it too: packages in ``plan.packages`` (the ``<role>_packages``
+variables), files in ``templates/files.yml`` (rendered here byte-identically), and the
+remaining steps in the role's managed apply script (``dnabox-<role>-apply``), which the
+role's single command task runs as well. The program only strings these together: all
+packages in one apt transaction, every file compared and replaced atomically, the apply
+scripts in role order, the scripts' ``--reload`` where a role's files changed (what the
+role's handlers do), then the new fingerprints. ``tests/unit/test_direct.py`` fails when a
+direct role gains an Ansible task this program does not cover.
+"""
+
+from __future__ import annotations
+
+import base64
+import shlex
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from dnabox.plan.desired import BoxPlan, RenderedFile
+
+# Roles the direct path can run, with the managed script holding their remaining steps
+# (None: packages and files are the whole role).
+DIRECT_ROLES: dict[str, str | None] = {
+    "base": "/usr/local/sbin/dnabox-base-apply",
+    "container_runtime": "/usr/local/sbin/dnabox-containerd-apply",
+    "ovs": "/usr/local/sbin/dnabox-ovs-apply",
+    "cni": None,
+}
+POLICY_RC = "/usr/sbin/policy-rc.d"
+# Lines the program prints between steps, so a failure names the step it happened in.
+STEP_MARK = "@@dnabox-step "
+
+
+def direct_capable(role: str, variables: Mapping[str, Any]) -> bool:
+    """Whether ``role`` can run on the box with these inventory variables without Ansible.
+
+    Artifacts (downloads checked against a sha256, or copies from an offline bundle) stay
+    with Ansible's get_url/copy/unarchive: only online package sources go direct.
+    """
+    if role not in DIRECT_ROLES or variables.get("dnabox_artifact_source") == "offline":
+        return False
+    artifacts = variables.get("dnabox_artifacts") or []
+    return not any(a.get("role") == role for a in artifacts)
+
+
+@dataclass(frozen=True)
+class DirectProgram:
+    box: str
+    roles: tuple[str, ...]
+    script: str
+
+    @property
+    def stdin(self) -> bytes:
+        return self.script.encode()
+
+
+_PRELUDE = """\
+set -eu
+export DEBIAN_FRONTEND=noninteractive
+export PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin"
+umask 022
+systemd=0
+[ -d /run/systemd/system ] && systemd=1
+step() { echo "@@dnabox-step $*"; }
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+# put DEST MODE FLAG < base64: replace DEST when content or mode differ; FLAG marks the
+# role whose handlers (the apply script's --reload) must then run.
+put() {
+  mkdir -p "$(dirname "$1")"
+  base64 -d > "$1.dnabox-new"
+  chmod "$2" "$1.dnabox-new"
+  if cmp -s "$1.dnabox-new" "$1" && [ "$(stat -c %a "$1")" = "${2#0}" ]; then
+    rm -f "$1.dnabox-new"
+  else
+    mv -f "$1.dnabox-new" "$1"
+    echo "CHANGED: file $1"
+    eval "$3=1"
+  fi
+}
+# quiet COMMAND...: output only when it fails (apt's progress is noise on success).
+quiet() {
+  "$@" > "$log" 2>&1 || { status=$?; tail -n 25 "$log" >&2; return "$status"; }
+}
+"""
+
+_PACKAGES = """\
+installed=" $(dpkg-query -W -f='${{db:Status-Status}} ${{Package}}\\n' {wanted} 2>/dev/null \\
+  | awk '$1 == "installed" {{printf "%s ", $2}}')"
+missing=""
+for package in {wanted}; do
+  case "$installed" in *" $package "*) ;; *) missing="$missing $package" ;; esac
+done
+if [ -n "$missing" ]; then
+  quiet apt-get -q update
+  # shellcheck disable=SC2086
+  quiet apt-get install -y -q --no-install-recommends \\
+    -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold $missing
+  echo "CHANGED: packages installed:$missing"
+fi
+"""
+
+
+def _heredoc(content: bytes) -> str:
+    encoded = base64.encodebytes(content).decode()
+    return f"<<'@@dnabox-eof'\n{encoded}@@dnabox-eof\n"
+
+
+def _flag(role: str) -> str:
+    return f"changed_{role}"
+
+
+def _put(rendered: RenderedFile) -> str:
+    return (f"put {shlex.quote(rendered.dest)} {rendered.mode} {_flag(rendered.role)} "
+            + _heredoc(rendered.content.encode()))
+
+
+def _packages(roles: Iterable[str], variables: Mapping[str, Any]) -> list[str]:
+    wanted: list[str] = []
+    for role in roles:
+        for package in variables.get(f"{role}_packages") or []:
+            if package not in wanted:
+                wanted.append(str(package))
+    return wanted
+
+
+def build_program(plan: BoxPlan, roles: Iterable[str], variables: Mapping[str, Any], *,
+                  policy_rc: str, fingerprints_document: bytes,
+                  state_file: str) -> DirectProgram:
+    """The program converging ``roles`` on ``plan``'s box and recording its fingerprints.
+
+    ``policy_rc`` is the base role's ``files/policy-rc.d``; ``fingerprints_document`` the
+    whole fingerprint file to write at the end (it is only written when every step passed).
+    """
+    asked = set(roles)
+    ordered = [r.role for r in plan.roles if r.role in asked]
+    unknown = sorted(asked - set(ordered)) + [r for r in ordered if not direct_capable(r, variables)]
+    if unknown:
+        raise ValueError(f"{plan.box}: roles {unknown} cannot take the direct path")
+    parts = [_PRELUDE]
+    parts += [f"{_flag(role)}=0\n" for role in ordered]
+    if "base" in ordered:
+        # Before any package: maintainer scripts must not start daemons on boxes without
+        # systemd (dnabox-daemon starts them with the managed configuration).
+        parts.append(f"step base: {POLICY_RC}\n")
+        parts.append('if [ "$systemd" = 0 ]; then put ' + f"{POLICY_RC} 0755 policy_rc "
+                     + _heredoc(policy_rc.encode()) + "fi\n")
+    wanted = _packages(ordered, variables)
+    if wanted:
+        parts.append("step packages\n")
+        parts.append(_PACKAGES.format(wanted=" ".join(shlex.quote(p) for p in wanted)))
+    for role in ordered:
+        files = plan.role(role).files
+        if files:
+            parts.append(f"step {role}: files\n")
+            parts += [_put(rendered) for rendered in files]
+    for role in ordered:
+        script = DIRECT_ROLES[role]
+        if script:
+            parts.append(f"step {role}: apply\n{script}\n")
+    for role in ordered:
+        script = DIRECT_ROLES[role]
+        if script:
+            parts.append(f'if [ "${_flag(role)}" = 1 ]; then step {role}: reload; '
+                         f"{script} --reload; fi\n")
+    parts.append("step fingerprints\n")
+    state_dir = state_file.rsplit("/", 1)[0]
+    parts.append(f"mkdir -p {state_dir}\ncat > {state_file}.tmp "
+                 + _heredoc_text(fingerprints_document.decode())
+                 + f"mv -f {state_file}.tmp {state_file}\n")
+    # One brace group: the shell parses all of it before running any of it, and no command
+    # inside can read the rest of the program from stdin (the program arrives on stdin).
+    return DirectProgram(plan.box, tuple(ordered), "{\n" + "".join(parts) + "} </dev/null\n")
+
+
+def _heredoc_text(text: str) -> str:
+    return f"<<'@@dnabox-eof'\n{text}\n@@dnabox-eof\n"
