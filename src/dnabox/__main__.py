@@ -1,5 +1,5 @@
 """`python -m dnabox` runs the CLI (same as the `dnabox` console script)."""
 
-from dnabox.cli.app import main
+from dnabox.cli.entry import main
 
 main()

@@ -70,6 +70,7 @@ class BoxConnection:
         self.on_retry = on_retry
         self._client: paramiko.SSHClient | None = None
         self._lock = threading.Lock()
+        self.handshakes = 0  # completed connects; the connection agent reports reuse with it
 
     def _known_hosts_path(self) -> Path:
         path = self.ssh.known_hosts or "~/.ssh/known_hosts"
@@ -121,7 +122,17 @@ class BoxConnection:
     def _client_or_connect(self) -> paramiko.SSHClient:
         if self._client is None or not self._alive(self._client):
             self._client = self._with_retries(self._open)
+            self.handshakes += 1
         return self._client
+
+    def connect(self) -> None:
+        """Authenticate now (the connection agent warms its pool); raises like :meth:`run`."""
+        with self._lock:
+            self._client_or_connect()
+
+    @property
+    def is_open(self) -> bool:
+        return self._client is not None and self._alive(self._client)
 
     @staticmethod
     def _alive(client: paramiko.SSHClient) -> bool:
@@ -157,21 +168,34 @@ class BoxConnection:
             on_output: Callable[[str], None] | None = None) -> CommandResult:
         """Run ``command`` through the box's shell; stream stdout lines to ``on_output``."""
         with self._lock:
+            reused = self.is_open
             client = self._client_or_connect()
             started = time.monotonic()
             try:
-                return self._exec(client, command, timeout, stdin, on_output, started)
+                try:
+                    channel = self._open_channel(client)
+                except (OSError, paramiko.SSHException, EOFError):
+                    if not reused:
+                        raise
+                    # A kept transport can die unnoticed (box rebooted, NAT forgot us); no
+                    # command ran yet, so one fresh connection is safe and cheap.
+                    self.close()
+                    channel = self._open_channel(self._client_or_connect())
+                return self._exec(channel, command, timeout, stdin, on_output, started)
             except (OSError, paramiko.SSHException, EOFError) as exc:
                 self.close()
                 raise RemoteError(f"{self.box}: connection lost while running a command: "
                                   f"{exc or type(exc).__name__}") from None
 
-    def _exec(self, client: paramiko.SSHClient, command: str, timeout: float, stdin: bytes,
-              on_output: Callable[[str], None] | None, started: float) -> CommandResult:
+    @staticmethod
+    def _open_channel(client: paramiko.SSHClient) -> paramiko.Channel:
         transport = client.get_transport()
         if transport is None:
             raise paramiko.SSHException("no transport")
-        channel = transport.open_session(timeout=CONNECT_TIMEOUT)
+        return transport.open_session(timeout=CONNECT_TIMEOUT)
+
+    def _exec(self, channel: paramiko.Channel, command: str, timeout: float, stdin: bytes,
+              on_output: Callable[[str], None] | None, started: float) -> CommandResult:
         channel.settimeout(timeout)
         channel.exec_command(command)
         if stdin:
@@ -242,6 +266,10 @@ class ConnectionPool:
             if box not in self._connections:
                 self._connections[box] = BoxConnection(box, ssh, self._retry, self._on_retry)
             return self._connections[box]
+
+    def connections(self) -> list[BoxConnection]:
+        with self._lock:
+            return list(self._connections.values())
 
     def close(self) -> None:
         with self._lock:

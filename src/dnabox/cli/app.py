@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from dnabox.cli import (
+    agent,
     bootstrap,
     bundle,
     converge,
@@ -36,6 +37,7 @@ app.command("exec")(fanout.exec_command)
 app.command("demo")(demo.demo)
 app.command("bootstrap")(bootstrap.bootstrap)
 app.add_typer(bundle.app, name="bundle")
+app.add_typer(agent.app, name="agent")
 
 
 def main() -> None:

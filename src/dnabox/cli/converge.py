@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from dnabox.cli.agent import start_agent_after
 from dnabox.cli.common import (
     DEFAULT_INVENTORY,
     InventoryOption,
@@ -19,7 +20,7 @@ from dnabox.cli.common import (
 from dnabox.cli.progress import JsonLines, SiteProgress
 from dnabox.plan.desired import plan_fleet
 from dnabox.plan.project import find_project
-from dnabox.provision.engine import Provisioner, UpOptions
+from dnabox.provision.engine import Engine, Provisioner, UpOptions
 from dnabox.provision.inspect import read_fleet
 from dnabox.provision.paths import state_dir
 from dnabox.provision.scheduler import UnitOutcome
@@ -65,25 +66,32 @@ def up(
     resume: Annotated[bool, typer.Option(help="Skip units the interrupted run finished.")] = False,
     parallel: Annotated[int, typer.Option(help="Work units at once, whole fleet.")] = 16,
     per_site: Annotated[int, typer.Option(help="Work units at once within one site.")] = 8,
-    forks: Annotated[int, typer.Option(help="Ansible forks per site shard.")] = 50,
+    forks: Annotated[int, typer.Option(help="Ansible forks per site shard; boxes at once "
+                                       "on the direct path.")] = 50,
+    engine: Annotated[Engine, typer.Option(
+        help="auto: roles that can (base, container_runtime, ovs, cni without artifacts) "
+             "run as one SSH round trip per box, the rest through ansible-playbook; "
+             "ansible: every role through ansible-playbook.")] = Engine.AUTO,
     json_output: JsonOption = False,
 ) -> None:
     """Converge the fleet: run only the roles whose fingerprint differs, site by site.
 
-    Preflight reads every box's stored fingerprints in one SSH round trip; Ansible runs
-    only where something changed, site shards in parallel; a failed site never stops the
-    others. Exit 0 when every unit converged, 1 otherwise (the summary names the units).
+    Preflight reads every box's stored fingerprints in one SSH round trip; roles run only
+    where something changed, site shards in parallel; a failed site never stops the
+    others. Both engines run the same role content: packages, templates/ and each role's
+    apply script. Exit 0 when every unit converged, 1 otherwise (the summary names them).
 
     Example: dnabox up -i inventory/lab.yaml
     """
     fleet = fleet_from(inventory)
     options = UpOptions(max_parallel=parallel, per_site=per_site, forks=forks, resume=resume,
-                        only_boxes=frozenset(box or []))
+                        only_boxes=frozenset(box or []), engine=engine)
     renderer = JsonLines() if json_output else SiteProgress(stdout())
     with renderer:
         report = Provisioner(fleet, find_project(), state_dir(fleet), renderer, options).up()
     if not json_output:
         _summary(report.units, report.ran)
+    start_agent_after(inventory, fleet)
     if not report.ok:
         raise typer.Exit(1)
 

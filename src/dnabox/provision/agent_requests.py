@@ -1,0 +1,54 @@
+"""The agent's exec request: built by the fast client, checked by the agent (stdlib only)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from dnabox.provision.agent_protocol import PROTOCOL_VERSION, Message
+
+
+class Fallback(Exception):
+    """The full CLI must answer this request (it prints the proper error or does the work)."""
+
+
+@dataclass(frozen=True)
+class ExecJob:
+    inventory: str
+    command: str
+    boxes: list[str]
+    sites: list[str]
+    tiers: list[str]
+    parallel: int
+
+
+def exec_request(job: ExecJob, cwd: str) -> Message:
+    return {"v": PROTOCOL_VERSION, "op": "exec", "inventory": job.inventory, "cwd": cwd,
+            "command": job.command, "boxes": job.boxes, "sites": job.sites,
+            "tiers": job.tiers, "parallel": job.parallel}
+
+
+def _names(request: Message, key: str) -> list[str]:
+    value = request.get(key, [])
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise Fallback(f"malformed request: {key}")
+    return value
+
+
+def parse_exec(request: Message, agent_cwd: str) -> ExecJob:
+    """The job in ``request``; Fallback when the agent cannot run it exactly as the CLI would.
+
+    Relative paths in an inventory (keys, known_hosts) resolve against the working
+    directory, so a client elsewhere than the agent gets the full CLI.
+    """
+    if request.get("cwd") != agent_cwd:
+        raise Fallback("the client runs in another working directory")
+    inventory, command = request.get("inventory"), request.get("command")
+    parallel = request.get("parallel", 64)
+    if not isinstance(inventory, str) or not inventory.startswith("/"):
+        raise Fallback("malformed request: inventory")
+    if not isinstance(command, str) or not command:
+        raise Fallback("malformed request: command")
+    if not isinstance(parallel, int) or isinstance(parallel, bool):
+        raise Fallback("malformed request: parallel")
+    return ExecJob(inventory, command, _names(request, "boxes"), _names(request, "sites"),
+                   _names(request, "tiers"), parallel)
