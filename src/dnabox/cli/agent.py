@@ -66,7 +66,7 @@ def status_command(inventory: InventoryOption = DEFAULT_INVENTORY,
             f"agent {current['pid']} for fleet {current['fleet']}: "
             f"{current['connections']} connections open, {current['handshakes']} SSH "
             f"handshakes, {current['requests']} requests, idle {current['idle']}s of "
-            f"{current['persist']:.0f}s", markup=False)
+            f"{current['persist']:.0f}s", markup=False, soft_wrap=True)
     if current is None:
         raise typer.Exit(1)
 

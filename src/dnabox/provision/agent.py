@@ -222,7 +222,7 @@ def _warm(connections: FleetConnections, inventory: str) -> None:
             list(executor.map(one, [b.name for b in fleet.boxes]))
 
 
-def _listen(path: str) -> socket.socket:
+def listen(path: str) -> socket.socket:
     with contextlib.suppress(FileNotFoundError):
         os.unlink(path)  # a dead agent's socket: we hold the lock, so no live agent owns it
     server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -254,7 +254,7 @@ def run(inventory: str, state_dir: str, persist: float) -> int:
     connections = FleetConnections(fleet.name)
     agent = Agent(connections, persist, os.getcwd(), os.getuid())
     signal.signal(signal.SIGTERM, lambda *_: agent.stop())
-    server = _listen(path)
+    server = listen(path)
     inode = os.stat(path).st_ino
     log(f"serving fleet {fleet.name} ({len(fleet.boxes)} boxes), idle timeout {persist:.0f}s")
     threading.Thread(target=_warm_quietly, args=(connections, inventory), daemon=True).start()
