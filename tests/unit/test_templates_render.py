@@ -188,5 +188,5 @@ def test_ovs_apply_script_is_valid_shell_with_every_tunnel(sample: str, tmp_path
         assert subprocess.run(["sh", "-n", str(path)], check=False).returncode == 0
         for overlay in box_variables(inventory, box.name)["dnabox_overlays"]:
             for tunnel in overlay["tunnels"]:
-                assert f"options:remote_ip={tunnel['remote_ip']}" in script
-                assert f"ensure_column port {tunnel['port']} protected true" in script
+                assert (f"ensure_tunnel {overlay['bridge']} {tunnel['port']} "
+                        f"{tunnel['remote_ip']} {overlay['vni']}\n") in script
