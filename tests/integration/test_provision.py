@@ -150,8 +150,11 @@ def test_dead_box_fails_its_site_only_and_a_rerun_completes_it(converged: Lab) -
 def test_concurrent_up_is_refused_and_resume_skips_finished_work(converged: Lab) -> None:
     for box in converged.fleet.boxes:
         forget_role(converged, box.name, "cni")
+    # Through Ansible, slow enough for the second `up` to find it running: the direct path
+    # converges the cni role on 4 boxes before a second Python process has started.
     first = subprocess.Popen([*DNABOX, "up", "-i", str(converged.inventory), "--json",
-                              "--per-site", "1"], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+                              "--per-site", "1", "--engine", "ansible"],
+                             cwd=ROOT, stdout=subprocess.PIPE, text=True)
     assert first.stdout is not None
     seen: list[dict[str, Any]] = []
     for line in first.stdout:

@@ -138,7 +138,8 @@ def build_program(plan: BoxPlan, roles: Iterable[str], variables: Mapping[str, A
     """
     asked = set(roles)
     ordered = [r.role for r in plan.roles if r.role in asked]
-    unknown = sorted(asked - set(ordered)) + [r for r in ordered if not direct_capable(r, variables)]
+    unknown = sorted(asked - set(ordered))  # not planned for this box at all
+    unknown += [r for r in ordered if not direct_capable(r, variables)]
     if unknown:
         raise ValueError(f"{plan.box}: roles {unknown} cannot take the direct path")
     parts = [_PRELUDE]
