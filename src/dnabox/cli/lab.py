@@ -21,6 +21,8 @@ from dnabox.cli.common import (
     stdout,
 )
 from dnabox.errors import DnaboxError
+from dnabox.provision.agent_client import stop as stop_agent
+from dnabox.provision.agent_protocol import state_dir_for
 
 app = typer.Typer(help="Build, inspect and remove the local lab of boxes.",
                   no_args_is_help=True)
@@ -57,11 +59,15 @@ def up(inventory: InventoryOption = DEFAULT_INVENTORY, json_output: JsonOption =
 def down(inventory: InventoryOption = DEFAULT_INVENTORY) -> None:
     """Remove every namespace, process, link, cgroup and file the lab made.
 
-    Works after a crashed `lab up` too. The caches stay (see `dnabox lab cache`).
+    Works after a crashed `lab up` too. The caches stay (see `dnabox lab cache`). The
+    fleet's connection agent (`dnabox agent`) stops first: its boxes are going away.
 
     Example: sudo dnabox lab down -i inventory/lab.yaml
     """
     fleet = fleet_from(inventory)
+    agent = stop_agent(state_dir_for(fleet.name))
+    if agent is not None:
+        _progress(f"stopped the fleet's connection agent (pid {agent})")
     removed = lab.down(fleet, log=_progress)
     stdout().print(f"lab {fleet.name} removed" if removed else f"lab {fleet.name} was not up")
 
