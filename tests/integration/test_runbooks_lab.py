@@ -63,6 +63,30 @@ def test_add_box_bootstraps_the_new_box_and_only_retunnels_the_others(
         assert back.returncode == 0, back.stdout[-2000:]
 
 
+def test_replace_box_refuses_a_live_box_then_rebuilds_its_replacement(converged: Lab) -> None:
+    inventory = str(converged.inventory)
+    refused = converged.cli("runbook", "run", "replace_box", "-i", inventory, "--box",
+                            "edge-b-1", "--json")
+    assert refused.returncode != 0
+    assert "has not failed" in refused.stdout + refused.stderr
+    host_key = "cat /etc/ssh/ssh_host_ed25519_key.pub"
+    old_key = converged.run("edge-b-1", host_key).stdout
+    swapped = converged.cli("lab", "replace", "-i", inventory, "--box", "edge-b-1")
+    assert swapped.returncode == 0, swapped.stdout + swapped.stderr
+    assert converged.run("edge-b-1", host_key).stdout != old_key, "a replacement has a new key"
+    blank = converged.run("edge-b-1", "test -e /var/lib/dnabox/fingerprints.json", check=False)
+    assert blank.returncode != 0, "the replacement's disk is blank"
+    result = converged.cli("runbook", "run", "replace_box", "-i", inventory, "--box",
+                           "edge-b-1", "--json", timeout=900)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
+    ran = summary(result.stdout)["ran"]
+    assert ran == {"edge-b-1": ran["edge-b-1"]}, f"only the replacement may run: {ran}"
+    assert set(ran["edge-b-1"]) == {"base", "container_runtime", "ovs", "cni"}
+    target = converged.fleet.box("edge-b-1").overlay_addresses["dataplane"].ip
+    ping = converged.run("core-1", f"ping -c 2 -W 2 {target}", check=False)
+    assert ping.returncode == 0, ping.stdout + ping.stderr
+
+
 def test_rolling_upgrade_batches_verifies_stops_and_resumes(converged: Lab) -> None:
     args = ["runbook", "run", "rolling_upgrade", "-i", str(converged.inventory), "--role",
             "container_runtime", "--max-unavailable", "1", "--json"]

@@ -56,6 +56,25 @@ def up(inventory: InventoryOption = DEFAULT_INVENTORY, json_output: JsonOption =
 
 @app.command()
 @command
+def replace(
+    box: Annotated[list[str], typer.Option("--box", "-b", help="Box to replace (repeatable).")],
+    inventory: InventoryOption = DEFAULT_INVENTORY,
+) -> None:
+    """Swap lab boxes for "new hardware": same name and address, blank disk, new host key.
+
+    Stands in for replacing a failed server. The lab records the new host keys in its
+    known_hosts (as the operator would after verifying them); then bring the replacement
+    in with `dnabox runbook run replace_box --box NAME`.
+
+    Example: sudo dnabox lab replace -i inventory/lab.yaml --box edge-a-1
+    """
+    fleet = fleet_from(inventory)
+    report = lab.replace(fleet, box, log=_progress)
+    stdout().print(f"[green]replaced[/] {', '.join(box)} in {report.seconds:.1f} s")
+
+
+@app.command()
+@command
 def down(inventory: InventoryOption = DEFAULT_INVENTORY) -> None:
     """Remove every namespace, process, link, cgroup and file the lab made.
 

@@ -113,6 +113,34 @@ def up(fleet: Fleet, paths: LabPaths | None = None, log: Log = _quiet) -> UpRepo
                     round(time.monotonic() - began, 2))
 
 
+def replace(fleet: Fleet, names: Sequence[str], paths: LabPaths | None = None,
+            log: Log = _quiet) -> UpReport:
+    """Swap boxes for new hardware under the same names: a blank disk and a new host key.
+
+    What `dnabox runbook run replace_box` is for. The lab records each new host key in its
+    known_hosts, as the operator who installed the replacement would after verifying it.
+    """
+    paths = paths or LabPaths()
+    check_host(building=False)
+    unknown = sorted(set(names) - {b.name for b in fleet.boxes})
+    if unknown:
+        raise DnaboxError(f"no box named {', '.join(unknown)} in fleet {fleet.name}")
+    with locked(paths.state_root):
+        state_file = paths.state_file(fleet.name)
+        state = load(state_file)
+        if state is None:
+            raise DnaboxError(f"the lab of fleet {fleet.name} is not up",
+                              hint=f"dnabox lab up -i {fleet.source or 'FILE'}")
+        for name in names:
+            log(f"replacing box {name}: new disk, new host key")
+            recorded = state.boxes.pop(name, None)
+            if recorded is not None:
+                _stop_box(recorded)
+            save(state, state_file)
+            remove_tree(paths.box_dir(fleet.name, name))
+    return up(fleet, paths, log)
+
+
 def down(fleet: Fleet, paths: LabPaths | None = None, log: Log = _quiet) -> bool:
     """Remove everything the lab of ``fleet`` made; return False when there was nothing."""
     paths = paths or LabPaths()
