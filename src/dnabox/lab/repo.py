@@ -91,5 +91,5 @@ def ensure_repo(paths: LabPaths, packages: Sequence[str], rootfs: Path,
 
 
 def server_argv(python: str, directory: Path, address: str, port: int) -> list[str]:
-    return [python, "-m", "http.server", "--bind", address, "--directory", str(directory),
-            str(port)]
+    return [python, "-m", "dnabox.lab.repo_server", "--bind", address, "--directory",
+            str(directory), str(port)]

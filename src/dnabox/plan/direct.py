@@ -96,9 +96,10 @@ for package in {wanted}; do
   case "$installed" in *" $package "*) ;; *) missing="$missing $package" ;; esac
 done
 if [ -n "$missing" ]; then
-  quiet apt-get -q update
+  # Retries: a mirror (or the lab's repository) busy with a whole fleet refuses some.
+  quiet apt-get -q -o Acquire::Retries=5 update
   # shellcheck disable=SC2086
-  quiet apt-get install -y -q --no-install-recommends \\
+  quiet apt-get install -y -q --no-install-recommends -o Acquire::Retries=5 \\
     -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold $missing
   echo "CHANGED: packages installed:$missing"
 fi

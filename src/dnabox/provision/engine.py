@@ -101,6 +101,9 @@ class Provisioner:
         self.pool = ConnectionPool(on_retry=self._on_retry)
         # As many Ansible controllers at once as there are cores (see provision/batcher.py).
         self._batcher = AnsibleBatcher(self._run_batch, slots=self.options.ansible_slots)
+        # Boxes on the direct path at once, whole fleet (site shards share it): 100 fresh
+        # boxes fetching packages together overran the lab's repository (measured).
+        self._direct_slots = threading.BoundedSemaphore(max(1, self.options.forks))
 
     def _on_retry(self, box: str, attempt: int, reason: str) -> None:
         self.sink(Event("box", "retry", box=box, message=f"attempt {attempt} failed: {reason}"))
@@ -233,7 +236,8 @@ class Provisioner:
                                 data={"status": "changed", "engine": "direct"}))
 
             try:
-                outcome = run_direct(self._connection(box), program, step, change)
+                with self._direct_slots:
+                    outcome = run_direct(self._connection(box), program, step, change)
             except DnaboxError as exc:
                 outcome = DirectOutcome(False, "connect", error=exc.message)
             if outcome.ok:
