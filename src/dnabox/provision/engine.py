@@ -278,7 +278,7 @@ class Provisioner:
             message += f": {event.message}"
         site = self.fleet.box(event.host).site if event.host in self.plans else ""
         self.sink(Event("task", "failed" if failed else "info", box=event.host, site=site,
-                        message=message, data={"status": event.status}))
+                        message=message, data={"status": event.status, "engine": "ansible"}))
 
     def _record(self, box: str, roles: list[str]) -> None:
         with self._lock:
