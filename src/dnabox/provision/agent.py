@@ -110,6 +110,7 @@ class Agent:
                     self.refused += 1
                 log(f"refused a client of uid {uid}")
                 send(conn, {"t": "refused"})
+                _linger(conn)
                 return
             conn.settimeout(CLIENT_TIMEOUT)
             request = receive(stream)
@@ -181,6 +182,16 @@ class Agent:
                 "uptime": round(time.monotonic() - self.started, 1),
                 "idle": round(idle, 1), "persist": self.persist, **counts,
                 **self.connections.counts()}
+
+
+def _linger(conn: socket.socket) -> None:
+    """Let the client read our answer: closing a Unix socket with its request still unread
+    makes the client's read fail with ECONNRESET and lose the answer (seen under load)."""
+    conn.shutdown(socket.SHUT_WR)
+    conn.settimeout(1.0)
+    with contextlib.suppress(OSError):
+        while conn.recv(4096):
+            pass
 
 
 class _LineSender:
