@@ -139,3 +139,28 @@ def test_drift_is_reported_precisely(tmp_path: Path) -> None:
     assert "CHANGED: stale tunnel vx-0000000000 removed" in changes
     assert "CHANGED: address 10.203.1.11/24 removed from eth1" in changes
     assert "CHANGED: address 10.203.1.11/24 on br-data" in changes
+
+
+def test_tunnel_drift_is_reported_per_column(tmp_path: Path) -> None:
+    if not Path("/dev/net/tun").exists():
+        pytest.skip("the netdev path needs /dev/net/tun")
+    state = converged_state("core-1")
+    fleet = load_fleet(ROOT / "inventory" / "lab.yaml")
+    overlay = box_network(fleet, fleet.box("core-1")).overlays[0]
+    first, second, third = (tunnel.port for tunnel in overlay.tunnels[:3])
+    columns, bridges = state["columns"], state["bridges"]
+    assert isinstance(columns, dict) and isinstance(bridges, dict)
+    columns[f"interface {first} options:remote_ip"] = '"10.9.9.9"'
+    columns[f"port {first} protected"] = "false"
+    del columns[f"interface {second} type"]
+    columns[f"interface {second} options:key"] = '"7"'
+    bridges["br-vxlan"] = [port for port in bridges["br-vxlan"] if port != third]
+    bridges["br-data"] = [*bridges["br-data"], third]  # on the wrong bridge
+    assert check(tmp_path, state) == [
+        f"CHANGED: interface {first} options:remote_ip={overlay.tunnels[0].remote_ip}",
+        f"CHANGED: port {first} protected=true (was false)",
+        f"CHANGED: interface {second} type=vxlan (was unset)",
+        f"CHANGED: interface {second} options:key={overlay.vni}",
+        f"CHANGED: port {third} moved from br-data",
+        f"CHANGED: port {third} added to br-vxlan",
+    ]

@@ -187,6 +187,7 @@ def test_ovs_apply_script_is_valid_shell_with_every_tunnel(sample: str, tmp_path
         path.write_text(script)
         assert subprocess.run(["sh", "-n", str(path)], check=False).returncode == 0
         for overlay in box_variables(inventory, box.name)["dnabox_overlays"]:
-            for tunnel in overlay["tunnels"]:
-                assert (f"ensure_tunnel {overlay['bridge']} {tunnel['port']} "
-                        f"{tunnel['remote_ip']} {overlay['vni']}\n") in script
+            wanted = "".join(f"{tunnel['port']} {tunnel['remote_ip']}\n"
+                             for tunnel in overlay["tunnels"])
+            assert (f"ensure_tunnels {overlay['bridge']} {overlay['vni']} <<'TUNNELS'\n"
+                    f"{wanted}TUNNELS\n") in script
