@@ -89,6 +89,12 @@ quiet() {
 """
 
 _PACKAGES = """\
+# A box that died while dpkg ran (power loss, a killed box) left dpkg's journal behind, and
+# apt refuses to run until `dpkg --configure -a` finished what was interrupted.
+if [ -n "$(ls -A /var/lib/dpkg/updates 2>/dev/null)" ]; then
+  quiet dpkg --force-confdef --force-confold --configure -a
+  echo "CHANGED: interrupted package configuration finished"
+fi
 installed=" $(dpkg-query -W -f='${{db:Status-Status}} ${{Package}}\\n' {wanted} 2>/dev/null \\
   | awk '$1 == "installed" {{printf "%s ", $2}}')"
 missing=""
