@@ -13,6 +13,9 @@ from typing import TYPE_CHECKING, Any
 import pytest
 import yaml
 
+from dnabox.lab import processes
+from dnabox.lab import state as lab_state
+
 if TYPE_CHECKING:
     from conftest import Lab  # type: ignore[import-not-found]
 
@@ -145,6 +148,42 @@ def test_dead_box_fails_its_site_only_and_a_rerun_completes_it(converged: Lab) -
     assert rerun.returncode == 0, rerun.stdout[-2000:]
     ran = {e["box"] for e in events(rerun.stdout) if e.get("kind") == "task"}
     assert ran == {"end-a-1"}, "the other sites already converged"
+
+
+def test_box_killed_mid_install_fails_its_site_only_and_a_rerun_repairs_it(
+        converged: Lab) -> None:
+    for box in converged.fleet.boxes:
+        forget_role(converged, box.name, "cni")
+    # end-a-1 must install a package again: its run takes seconds, and the box dies inside it.
+    converged.run("end-a-1", f"rm -f {FINGERPRINTS} && dpkg --purge crun >/dev/null")
+    init = lab_state.load(converged.paths.state_file(converged.fleet.name))
+    assert init is not None
+    victim = init.boxes["end-a-1"].init
+    running = subprocess.Popen([*DNABOX, "up", "-i", str(converged.inventory), "--json"],
+                               cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    assert running.stdout is not None
+    seen: list[dict[str, Any]] = []
+    for line in running.stdout:
+        seen.append(json.loads(line))
+        event = seen[-1]
+        if (event.get("kind"), event.get("box"), event.get("message")) == (
+                "task", "end-a-1", "packages") and victim is not None:
+            processes.kill(victim)  # the box's PID 1: every process in it dies at once
+            victim = None
+    assert running.wait(timeout=600) == 1
+    assert victim is None, "end-a-1 never reached its package step"
+    units = unit_results(seen)
+    assert units["preflight:end-a-1"] != "failed", "the box died after preflight, mid-run"
+    assert units["bootstrap:end-a"] == "failed", units
+    for site in ("core", "edge-a", "edge-b"):
+        assert units[f"bootstrap:{site}"] == "changed", units
+    assert any(e.get("kind") == "task" and e["status"] == "failed" and e["box"] == "end-a-1"
+               for e in seen)
+    converged.up()  # the lab restarts the dead box on its (half-installed) root filesystem
+    rerun = up(converged)
+    assert rerun.returncode == 0, rerun.stdout[-2000:]
+    assert {e["box"] for e in events(rerun.stdout) if e.get("kind") == "task"} == {"end-a-1"}
+    converged.run("end-a-1", "command -v crun && dpkg --audit")
 
 
 def test_concurrent_up_is_refused_and_resume_skips_finished_work(converged: Lab) -> None:
