@@ -15,7 +15,13 @@ import yaml
 from dnabox.inventory import load_fleet
 from dnabox.plan.ansible_inventory import render_inventory
 from dnabox.plan.desired import box_variables, plan_fleet
-from dnabox.plan.direct import DIRECT_ROLES, POLICY_RC, build_program, direct_capable
+from dnabox.plan.direct import (
+    DIRECT_ROLES,
+    POLICY_RC,
+    ProgramAssets,
+    build_program,
+    direct_capable,
+)
 from dnabox.plan.project import ProjectPaths
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -108,7 +114,8 @@ def lab_program(roles: list[str]) -> tuple[Any, str]:
     inventory = render_inventory(fleet, project)
     plan = plan_fleet(fleet, project, inventory)["core-1"]
     program = build_program(
-        plan, roles, box_variables(inventory, "core-1"), policy_rc="#!/bin/sh\nexit 101\n",
+        plan, roles, box_variables(inventory, "core-1"),
+        assets=ProgramAssets("#!/bin/sh\nexit 101\n", ProgramAssets.load(project).dpkg_recover),
         fingerprints_document=json.dumps({"fingerprints": plan.fingerprints}).encode(),
         state_file="/var/lib/dnabox/fingerprints.json")
     return plan, program.script

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from dnabox.plan.desired import BoxPlan, RenderedFile
+from dnabox.plan.project import ProjectPaths
 
 # Roles the direct path can run, with the managed script holding their remaining steps
 # (None: packages and files are the whole role).
@@ -58,6 +59,20 @@ class DirectProgram:
         return self.script.encode()
 
 
+@dataclass(frozen=True)
+class ProgramAssets:
+    """Files the Ansible side runs too; the program embeds their text, so both paths share one
+    copy: the base role's ``files/policy-rc.d`` and ``playbooks/files/dpkg-recover.sh``."""
+
+    policy_rc: str
+    dpkg_recover: str
+
+    @classmethod
+    def load(cls, project: ProjectPaths) -> ProgramAssets:
+        return cls(policy_rc=(project.roles / "base" / "files" / "policy-rc.d").read_text(),
+                   dpkg_recover=(project.playbooks / "files" / "dpkg-recover.sh").read_text())
+
+
 _PRELUDE = """\
 set -eu
 export DEBIAN_FRONTEND=noninteractive
@@ -89,12 +104,6 @@ quiet() {
 """
 
 _PACKAGES = """\
-# A box that died while dpkg ran (power loss, a killed box) left dpkg's journal behind, and
-# apt refuses to run until `dpkg --configure -a` finished what was interrupted.
-if [ -n "$(ls -A /var/lib/dpkg/updates 2>/dev/null)" ]; then
-  quiet dpkg --force-confdef --force-confold --configure -a
-  echo "CHANGED: interrupted package configuration finished"
-fi
 installed=" $(dpkg-query -W -f='${{db:Status-Status}} ${{Package}}\\n' {wanted} 2>/dev/null \\
   | awk '$1 == "installed" {{printf "%s ", $2}}')"
 missing=""
@@ -136,11 +145,11 @@ def _packages(roles: Iterable[str], variables: Mapping[str, Any]) -> list[str]:
 
 
 def build_program(plan: BoxPlan, roles: Iterable[str], variables: Mapping[str, Any], *,
-                  policy_rc: str, fingerprints_document: bytes,
+                  assets: ProgramAssets, fingerprints_document: bytes,
                   state_file: str) -> DirectProgram:
     """The program converging ``roles`` on ``plan``'s box and recording its fingerprints.
 
-    ``policy_rc`` is the base role's ``files/policy-rc.d``; ``fingerprints_document`` the
+    ``assets`` are the files shared with the playbooks; ``fingerprints_document`` the
     whole fingerprint file to write at the end (it is only written when every step passed).
     """
     asked = set(roles)
@@ -156,10 +165,11 @@ def build_program(plan: BoxPlan, roles: Iterable[str], variables: Mapping[str, A
         # systemd (dnabox-daemon starts them with the managed configuration).
         parts.append(f"step base: {POLICY_RC}\n")
         parts.append('if [ "$systemd" = 0 ]; then put ' + f"{POLICY_RC} 0755 policy_rc "
-                     + _heredoc(policy_rc.encode()) + "fi\n")
+                     + _heredoc(assets.policy_rc.encode()) + "fi\n")
     wanted = _packages(ordered, variables)
     if wanted:
         parts.append("step packages\n")
+        parts.append(assets.dpkg_recover)
         parts.append(_PACKAGES.format(wanted=" ".join(shlex.quote(p) for p in wanted)))
     for role in ordered:
         files = plan.role(role).files

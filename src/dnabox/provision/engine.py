@@ -28,7 +28,7 @@ from dnabox.inventory.model import Fleet
 from dnabox.plan.ansible_inventory import render_inventory
 from dnabox.plan.dag import WorkUnit, build_dag
 from dnabox.plan.desired import BoxPlan, box_variables, plan_fleet
-from dnabox.plan.direct import build_program, direct_capable
+from dnabox.plan.direct import ProgramAssets, build_program, direct_capable
 from dnabox.plan.project import ProjectPaths
 from dnabox.provision.batcher import AnsibleBatcher
 from dnabox.provision.direct import DirectOutcome, run_direct
@@ -104,6 +104,7 @@ class Provisioner:
         # Boxes on the direct path at once, whole fleet (site shards share it): 100 fresh
         # boxes fetching packages together overran the lab's repository (measured).
         self._direct_slots = threading.BoundedSemaphore(max(1, self.options.forks))
+        self._assets = ProgramAssets.load(project)
 
     def _on_retry(self, box: str, attempt: int, reason: str) -> None:
         self.sink(Event("box", "retry", box=box, message=f"attempt {attempt} failed: {reason}"))
@@ -217,14 +218,13 @@ class Provisioner:
         """Run each box's direct program (boxes in parallel); return the boxes that failed."""
         if not work:
             return []
-        policy_rc = (self.project.roles / "base" / "files" / "policy-rc.d").read_text()
 
         def one(box: str) -> DirectOutcome:
             with self._lock:
                 stored = self._converged(box, work[box])
             program = build_program(
                 self.plans[box], work[box], box_variables(self.inventory, box),
-                policy_rc=policy_rc, fingerprints_document=fingerprints_document(stored),
+                assets=self._assets, fingerprints_document=fingerprints_document(stored),
                 state_file=FINGERPRINTS)
 
             def step(name: str) -> None:
