@@ -11,8 +11,9 @@ import yaml
 
 from dnabox.inventory import load_fleet
 from dnabox.plan.ansible_inventory import render_inventory
+from dnabox.plan.catalogue import CATALOGUE, ROLE_ORDER
 from dnabox.plan.desired import box_variables
-from dnabox.plan.roles import ROLE_ORDER, roles_for
+from dnabox.plan.roles import roles_for
 
 ROOT = Path(__file__).resolve().parents[2]
 ROLES = ROOT / "playbooks" / "roles"
@@ -117,10 +118,13 @@ def test_site_playbook_tags_each_role_and_honours_the_plan() -> None:
             role = entry["role"]
             seen.append(role)
             assert entry["tags"] == [role]
-            assert f"'{role}' in dnabox_roles" in entry["when"]
-            assert f"'{role}' not in dnabox_skip_roles" in entry["when"]
-    # Bootstrap roles in the planner's order; Kubernetes for control planes, then workers.
-    assert seen == [*ROLE_ORDER[:-1], "kubernetes", "kubernetes"]
+            # One condition: the planner's list already leaves out the fleet's skip_roles.
+            assert entry["when"] == f"'{role}' in dnabox_roles"
+    # Bootstrap roles in the catalogue's order; formation roles for control planes, then
+    # workers.
+    bootstrap = [spec.name for spec in CATALOGUE if not spec.formation]
+    formation = [spec.name for spec in CATALOGUE if spec.formation]
+    assert seen == [*bootstrap, *formation, *formation]
     assert [p["hosts"] for p in plays] == ["all", "role_control_plane", "role_worker"]
 
 

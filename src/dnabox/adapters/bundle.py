@@ -29,7 +29,7 @@ from typing import Protocol
 from dnabox.errors import DnaboxError, EnvironmentProblem
 from dnabox.inventory.model import Artifact, Fleet
 from dnabox.plan.artifacts import ArtifactMissing, missing_artifacts, sha256_of
-from dnabox.plan.packages import all_packages
+from dnabox.plan.catalogue import all_packages
 
 
 class BundleError(DnaboxError):

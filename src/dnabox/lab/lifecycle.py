@@ -27,7 +27,7 @@ from dnabox.lab.preflight import check_host
 from dnabox.lab.repo import ensure_repo, repo_key, server_argv
 from dnabox.lab.rootfs import ensure_rootfs
 from dnabox.lab.state import BoxState, LabState, NetworkState, load, locked, save
-from dnabox.plan.packages import all_packages
+from dnabox.plan.catalogue import all_packages
 
 Log = Callable[[str], None]
 ROUTER_UNIT = "_router"  # cgroup of the router's processes; '_' never starts a box name

@@ -14,10 +14,10 @@ from typing import Any
 
 from dnabox.inventory.model import Box, Cluster, Fleet
 from dnabox.plan.artifacts import required_artifacts
+from dnabox.plan.catalogue import CATALOGUE
 from dnabox.plan.labels import node_layout
 from dnabox.plan.managed_files import read_table
 from dnabox.plan.network import box_network
-from dnabox.plan.packages import ROLE_PACKAGES
 from dnabox.plan.project import ProjectPaths, find_project
 from dnabox.plan.roles import roles_for
 from dnabox.plan.runtimes import runtimes_for
@@ -127,14 +127,14 @@ def render_inventory(fleet: Fleet, project: ProjectPaths | None = None) -> dict[
                 "dnabox_fleet": fleet.name,
                 "dnabox_artifact_source": fleet.artifacts.source,
                 "dnabox_bundle_dir": fleet.artifacts.bundle_dir or "",
-                "dnabox_skip_roles": list(fleet.bootstrap.skip_roles),
                 # Python 3 is on every supported box; naming it saves a discovery round trip.
                 "ansible_python_interpreter": "/usr/bin/python3",
                 "dnabox_templates_dir": str(paths.templates.resolve()),
                 # templates/files.yml: each role renders its own entries.
                 "dnabox_managed_files": read_table(paths.templates),
                 "dnabox_artifacts": [a.model_dump() for a in fleet.artifacts.files],
-                **{f"{role}_packages": list(pkgs) for role, pkgs in ROLE_PACKAGES.items()},
+                **{f"{spec.name}_packages": list(spec.packages) for spec in CATALOGUE
+                   if spec.packages},
             },
             "hosts": hosts,
             "children": dict(sorted(children.items())),

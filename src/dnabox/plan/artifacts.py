@@ -13,20 +13,8 @@ from pathlib import Path
 
 from dnabox.errors import DnaboxError
 from dnabox.inventory.model import Box, Fleet
+from dnabox.plan.catalogue import role_spec
 from dnabox.plan.roles import roles_for
-
-# Artifact names per role. The roles read them through the inventory
-# (dnabox_required_artifacts), so this table is their single source.
-ROLE_ARTIFACTS: dict[str, tuple[str, ...]] = {
-    "kata": ("kata-static",),
-    "apptainer": ("apptainer",),
-}
-KUBERNETES_ARTIFACTS: dict[str, tuple[str, ...]] = {
-    "kubeadm": ("kubeadm", "kubelet", "kubectl"),
-    "k3s": ("k3s",),
-}
-# Used when declared, never required: ovs-cni for secondary networks on the OVS planes.
-OPTIONAL_ARTIFACTS: dict[str, tuple[str, ...]] = {"cni": ("ovs-cni",)}
 
 # What each artifact is, for the error message.
 DESCRIPTIONS: dict[str, str] = {
@@ -60,12 +48,9 @@ def required_artifacts(fleet: Fleet, box: Box) -> dict[str, list[str]]:
     """Artifact names each role of ``box`` needs (roles that need none are left out)."""
     needed: dict[str, list[str]] = {}
     for role in roles_for(fleet, box):
-        if role in ROLE_ARTIFACTS:
-            needed[role] = list(ROLE_ARTIFACTS[role])
-        elif role == "kubernetes":
-            cluster = fleet.cluster_of(box.name)
-            if cluster is not None:
-                needed[role] = list(KUBERNETES_ARTIFACTS[cluster.distribution])
+        names = role_spec(role).artifacts_for(fleet, box)
+        if names:
+            needed[role] = list(names)
     return needed
 
 

@@ -2,7 +2,7 @@
 
 Ansible spends ~0.25 CPU-s per task and box (controller and box together, measured in
 docs/PERFORMANCE.md); a fresh box runs ~30 tasks. Every role that can take this path keeps
-its logic where Ansible finds it too: packages in ``plan.packages`` (the ``<role>_packages``
+its logic where Ansible finds it too: packages in ``plan.catalogue`` (the ``<role>_packages``
 variables), files in ``templates/files.yml`` (rendered here byte-identically), and the
 remaining steps in the role's managed apply script (``dnabox-<role>-apply``), which the
 role's single command task runs as well. The program only strings these together: all
@@ -20,17 +20,14 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from dnabox.plan.catalogue import CATALOGUE
 from dnabox.plan.desired import BoxPlan, RenderedFile
 from dnabox.plan.project import ProjectPaths
 
 # Roles the direct path can run, with the managed script holding their remaining steps
-# (None: packages and files are the whole role).
+# (None: packages and files are the whole role): a view of the catalogue.
 DIRECT_ROLES: dict[str, str | None] = {
-    "base": "/usr/local/sbin/dnabox-base-apply",
-    "container_runtime": "/usr/local/sbin/dnabox-containerd-apply",
-    "ovs": "/usr/local/sbin/dnabox-ovs-apply",
-    "cni": None,
-}
+    spec.name: spec.apply_script for spec in CATALOGUE if spec.direct}
 POLICY_RC = "/usr/sbin/policy-rc.d"
 # Lines the program prints between steps, so a failure names the step it happened in.
 STEP_MARK = "@@dnabox-step "

@@ -26,6 +26,7 @@ from dnabox.adapters.ssh import BoxConnection, ConnectionPool
 from dnabox.errors import DnaboxError
 from dnabox.inventory.model import Fleet
 from dnabox.plan.ansible_inventory import render_inventory
+from dnabox.plan.catalogue import formation_roles
 from dnabox.plan.dag import WorkUnit, build_dag
 from dnabox.plan.desired import BoxPlan, box_variables, plan_fleet
 from dnabox.plan.direct import ProgramAssets, build_program, direct_capable
@@ -46,7 +47,7 @@ from dnabox.provision.remote import (
 from dnabox.provision.scheduler import Scheduler, UnitOutcome
 
 # Formed by the control_plane/join units, in order, not by the per-site bootstrap.
-FORMATION_ROLE = "kubernetes"
+FORMATION_ROLES = formation_roles()
 
 
 class Engine(StrEnum):
@@ -171,14 +172,17 @@ class Provisioner:
 
     def _pending_roles(self, box: str, *, formation: bool) -> list[str]:
         return [d.role for d in self._decisions.get(box, [])
-                if d.needs_run and (d.role == FORMATION_ROLE) == formation]
+                if d.needs_run and (d.role in FORMATION_ROLES) == formation]
+
+    def _forms(self, box: str) -> bool:
+        return not FORMATION_ROLES.isdisjoint(self.plans[box].fingerprints)
 
     def _bootstrap(self, unit: WorkUnit) -> UnitOutcome:
         boxes = [b for b in unit.boxes if self._wanted(b)]
         return self._run_roles(unit, {b: self._pending_roles(b, formation=False) for b in boxes})
 
     def _formation(self, unit: WorkUnit) -> UnitOutcome:
-        planned = [b for b in unit.boxes if FORMATION_ROLE in self.plans[b].fingerprints]
+        planned = [b for b in unit.boxes if self._forms(b)]
         if not planned:
             return UnitOutcome("skipped", "no box of this unit runs the kubernetes role")
         if any(b not in self._decisions for b in planned):
@@ -289,7 +293,7 @@ class Provisioner:
             self._ran[box].extend(roles)
 
     def _stacks(self, unit: WorkUnit) -> UnitOutcome:
-        formed = [b for b in unit.boxes if FORMATION_ROLE in self.plans[b].fingerprints]
+        formed = [b for b in unit.boxes if self._forms(b)]
         if not formed:
             return UnitOutcome("skipped", "no cluster is formed (kubernetes role skipped)")
         if shutil.which("pulumi") is None:

@@ -18,6 +18,7 @@ from dnabox.adapters.ssh import BoxConnection, ConnectionPool
 from dnabox.errors import DnaboxError
 from dnabox.inventory.model import Box, Fleet
 from dnabox.plan.ansible_inventory import render_inventory
+from dnabox.plan.catalogue import CATALOGUE
 from dnabox.plan.project import ProjectPaths
 from dnabox.plan.roles import roles_for
 from dnabox.provision.engine import Provisioner, UpOptions, UpReport
@@ -212,16 +213,8 @@ def rolling_upgrade(ctx: RunbookContext, boxes: Sequence[Box], *, role: str,
     return report
 
 
-# What "healthy after an upgrade" means per role, checked over SSH between batches.
-ROLE_CHECKS: dict[str, str] = {
-    "base": "test -d /var/lib/dnabox",
-    "container_runtime": "ctr version >/dev/null",
-    "ovs": "ovs-vsctl show >/dev/null",
-    "cni": "test -d /etc/cni/net.d",
-    "kata": "command -v kata-runtime >/dev/null",
-    "apptainer": "command -v apptainer >/dev/null",
-    "kubernetes": "command -v kubelet >/dev/null",
-}
+# What "healthy after an upgrade" means per role (a view of the catalogue).
+ROLE_CHECKS: dict[str, str] = {spec.name: spec.health_check for spec in CATALOGUE}
 
 
 def ssh_verifier(ctx: RunbookContext, role: str) -> Callable[[list[Box]], list[str]]:

@@ -1,0 +1,118 @@
+"""The role catalogue: every bootstrap role once, with everything dnabox knows about it.
+
+The planner's order, the packages the roles, the lab repository and the offline bundle
+install, the direct path's scripts, the health checks between upgrade batches, the roles the
+cluster formation runs and the artifacts each role needs are all views of ``CATALOGUE``.
+Adding a role is one entry here, its Ansible role directory (``playbooks/roles/<name>``), its
+managed files in ``templates/files.yml`` and its line in ``playbooks/site.yml`` (the tests
+name each missing piece: they iterate this catalogue). See docs/DESIGN.md.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+from dnabox.inventory.model import Box, Fleet
+from dnabox.plan.runtimes import runtimes_for
+
+# Whether a role applies to a box of a fleet (before the fleet's skip_roles).
+AppliesTo = Callable[[Fleet, Box], bool]
+
+
+def every_box(fleet: Fleet, box: Box) -> bool:
+    return True
+
+
+def with_runtime(name: str) -> AppliesTo:
+    def applies(fleet: Fleet, box: Box) -> bool:
+        return any(r.name == name for r in runtimes_for(fleet, box))
+    return applies
+
+
+def in_a_cluster(fleet: Fleet, box: Box) -> bool:
+    return fleet.cluster_of(box.name) is not None
+
+
+@dataclass(frozen=True)
+class RoleSpec:
+    """One bootstrap role. Its place in ``CATALOGUE`` is its order on a box."""
+
+    name: str
+    applies: AppliesTo = every_box
+    # Debian packages the role installs (the inventory hands them over as <name>_packages).
+    packages: tuple[str, ...] = ()
+    # The managed script on the box holding the steps that are neither packages nor files
+    # (its --reload is what the role's handlers run); None: packages and files are the role.
+    apply_script: str | None = None
+    # Whether the direct path (dnabox.plan.direct) may run it instead of Ansible.
+    direct: bool = False
+    # What "healthy after an upgrade" means, checked over SSH between upgrade batches.
+    health_check: str = "true"
+    # Run by the control_plane/join units, in order, not by the per-site bootstrap.
+    formation: bool = False
+    # Binary artifacts (what Debian does not ship) the role needs on every box it applies to.
+    artifacts: tuple[str, ...] = ()
+    # ... or, for a formation role, per Kubernetes distribution of the box's cluster.
+    artifacts_by_distribution: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+
+    def artifacts_for(self, fleet: Fleet, box: Box) -> tuple[str, ...]:
+        cluster = fleet.cluster_of(box.name)
+        if cluster is not None and self.artifacts_by_distribution:
+            return self.artifacts + self.artifacts_by_distribution[cluster.distribution]
+        return self.artifacts
+
+
+# Order matters: the runtime before its extra handlers, OVS before the CNI that uses it,
+# Kubernetes last.
+CATALOGUE: tuple[RoleSpec, ...] = (
+    RoleSpec(
+        "base",
+        # python3-apt: Ansible's apt module needs it on the box; iputils-ping: first aid.
+        packages=("ca-certificates", "kmod", "procps", "iptables", "chrony", "openssh-server",
+                  "python3-apt", "iputils-ping"),
+        apply_script="/usr/local/sbin/dnabox-base-apply", direct=True,
+        health_check="test -d /var/lib/dnabox",
+    ),
+    RoleSpec(
+        "container_runtime", packages=("containerd", "runc", "crun"),
+        apply_script="/usr/local/sbin/dnabox-containerd-apply", direct=True,
+        health_check="ctr version >/dev/null",
+    ),
+    RoleSpec("kata", applies=with_runtime("kata"), artifacts=("kata-static",),
+             health_check="command -v kata-runtime >/dev/null"),
+    RoleSpec("apptainer", applies=with_runtime("apptainer"), artifacts=("apptainer",),
+             health_check="command -v apptainer >/dev/null"),
+    RoleSpec(
+        "ovs", packages=("openvswitch-switch",),
+        apply_script="/usr/local/sbin/dnabox-ovs-apply", direct=True,
+        health_check="ovs-vsctl show >/dev/null",
+    ),
+    # ovs-cni (secondary networks on the OVS planes) is installed when declared, never
+    # required: a declared artifact keeps the role off the direct path.
+    RoleSpec("cni", packages=("containernetworking-plugins",), direct=True,
+             health_check="test -d /etc/cni/net.d"),
+    RoleSpec(
+        "kubernetes", applies=in_a_cluster, formation=True,
+        artifacts_by_distribution={"kubeadm": ("kubeadm", "kubelet", "kubectl"),
+                                   "k3s": ("k3s",)},
+        health_check="command -v kubelet >/dev/null",
+    ),
+)
+
+ROLE_ORDER: tuple[str, ...] = tuple(spec.name for spec in CATALOGUE)
+_BY_NAME: dict[str, RoleSpec] = {spec.name: spec for spec in CATALOGUE}
+
+
+def role_spec(name: str) -> RoleSpec:
+    return _BY_NAME[name]
+
+
+def formation_roles() -> frozenset[str]:
+    return frozenset(spec.name for spec in CATALOGUE if spec.formation)
+
+
+def all_packages() -> list[str]:
+    """Every package of every role: the lab's repository and `dnabox bundle build` carry them,
+    so an air-gapped box never lacks one."""
+    return sorted({pkg for spec in CATALOGUE for pkg in spec.packages})
