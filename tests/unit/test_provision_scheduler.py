@@ -132,3 +132,50 @@ def test_second_run_on_the_same_fleet_is_refused(tmp_path: Path) -> None:
     # Released: a later run gets the lock.
     with FleetLock(tmp_path):
         pass
+
+
+def test_a_need_outside_the_run_is_refused_before_anything_runs() -> None:
+    executed: list[str] = []
+
+    def execute(u: WorkUnit) -> UnitOutcome:
+        executed.append(u.id)
+        return UnitOutcome("ok")
+
+    with pytest.raises(ValueError, match="verify:a needs bootstrap:z"):
+        Scheduler([unit("bootstrap:a", "a"), unit("verify:a", "a", ("bootstrap:z",))],
+                  execute, lambda e: None).run()
+    assert executed == []
+
+
+def test_a_cycle_is_refused_before_anything_runs() -> None:
+    executed: list[str] = []
+
+    def execute(u: WorkUnit) -> UnitOutcome:
+        executed.append(u.id)
+        return UnitOutcome("ok")
+
+    units = [unit("preflight:x", "a"), unit("bootstrap:a", "a", ("verify:a", "preflight:x")),
+             unit("verify:a", "a", ("bootstrap:a",))]
+    with pytest.raises(ValueError, match="cycle") as caught:
+        Scheduler(units, execute, lambda e: None).run()
+    assert "bootstrap:a" in str(caught.value) and "verify:a" in str(caught.value)
+    assert executed == []
+
+
+def test_units_run_only_after_everything_they_need(repo_root: Path) -> None:
+    units = build_dag(load_fleet(repo_root / "inventory/smartx-playground.yaml"))
+    finished: set[str] = set()
+    early: list[str] = []
+    lock = threading.Lock()
+
+    def execute(u: WorkUnit) -> UnitOutcome:
+        with lock:
+            early.extend(f"{u.id} before {n}" for n in u.needs if n not in finished)
+        with lock:
+            finished.add(u.id)
+        return UnitOutcome("ok")
+
+    # Reversed: the order of the list must not matter, only the needs.
+    results = Scheduler(list(reversed(units)), execute, lambda e: None).run()
+    assert early == []
+    assert set(results) == {u.id for u in units}

@@ -17,12 +17,12 @@ import shutil
 import threading
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from pathlib import Path
 
-from dnabox.adapters.ansible import HostStats, TaskEvent, run_playbook
-from dnabox.adapters.ssh import BoxConnection, ConnectionPool
+from dnabox.adapters.ansible import HostStats, TaskEvent
+from dnabox.adapters.ssh import BoxConnection
 from dnabox.errors import DnaboxError
 from dnabox.inventory.model import Fleet
 from dnabox.plan.ansible_inventory import render_inventory
@@ -31,8 +31,8 @@ from dnabox.plan.dag import WorkUnit, build_dag
 from dnabox.plan.desired import BoxPlan, box_variables, plan_fleet
 from dnabox.plan.direct import ProgramAssets, build_program, direct_capable
 from dnabox.plan.project import ProjectPaths
-from dnabox.provision.batcher import AnsibleBatcher
-from dnabox.provision.direct import DirectOutcome, run_direct
+from dnabox.provision.direct import DirectOutcome
+from dnabox.provision.engine_parts import EngineParts, default_parts
 from dnabox.provision.events import Event, EventSink
 from dnabox.provision.journal import Journal
 from dnabox.provision.lock import FleetLock
@@ -86,7 +86,7 @@ def plan_id(plans: dict[str, BoxPlan]) -> str:
 
 class Provisioner:
     def __init__(self, fleet: Fleet, project: ProjectPaths, state: Path, sink: EventSink,
-                 options: UpOptions | None = None) -> None:
+                 options: UpOptions | None = None, parts: EngineParts | None = None) -> None:
         self.fleet = fleet
         self.project = project
         self.state = state
@@ -99,16 +99,15 @@ class Provisioner:
         self._decisions: dict[str, list[RoleDecision]] = {}
         self._ran: dict[str, list[str]] = defaultdict(list)
         self._lock = threading.Lock()
-        self.pool = ConnectionPool(on_retry=self._on_retry)
-        # As many Ansible controllers at once as there are cores (see provision/batcher.py).
-        self._batcher = AnsibleBatcher(self._run_batch, slots=self.options.ansible_slots)
+        parts = parts or default_parts(sink, self.options.ansible_slots)
+        self.pool = parts.pool
+        self._batcher = parts.batcher(self._run_batch)
+        self._run_playbook = parts.run_playbook
+        self._run_direct_program = parts.run_direct
         # Boxes on the direct path at once, whole fleet (site shards share it): 100 fresh
         # boxes fetching packages together overran the lab's repository (measured).
         self._direct_slots = threading.BoundedSemaphore(max(1, self.options.forks))
         self._assets = ProgramAssets.load(project)
-
-    def _on_retry(self, box: str, attempt: int, reason: str) -> None:
-        self.sink(Event("box", "retry", box=box, message=f"attempt {attempt} failed: {reason}"))
 
     def _wanted(self, box: str) -> bool:
         return not self.options.only_boxes or box in self.options.only_boxes
@@ -119,8 +118,7 @@ class Provisioner:
             current = plan_id(self.plans)
             done = journal.resumable(current) if self.options.resume else set()
             run = journal.start_run(current)
-            units = [u for u in build_dag(self.fleet)
-                     if not u.boxes or any(self._wanted(b) for b in u.boxes)]
+            units = self._units()
             self.sink(Event("run", "started", message=f"{len(units)} units",
                             data={"units": [{"id": u.id, "site": u.site} for u in units],
                                   "run": run}))
@@ -142,6 +140,13 @@ class Provisioner:
                             data={"failed": [u for u, o in results.items()
                                              if o.status in {"failed", "blocked"}]}))
             return report
+
+    def _units(self) -> list[WorkUnit]:
+        """The DAG's units that touch a wanted box; needs of units left out are met."""
+        units = [u for u in build_dag(self.fleet)
+                 if not u.boxes or any(self._wanted(b) for b in u.boxes)]
+        kept = {u.id for u in units}
+        return [replace(u, needs=tuple(n for n in u.needs if n in kept)) for u in units]
 
     def _execute(self, unit: WorkUnit) -> UnitOutcome:
         handler = {
@@ -241,7 +246,8 @@ class Provisioner:
 
             try:
                 with self._direct_slots:
-                    outcome = run_direct(self._connection(box), program, step, change)
+                    outcome = self._run_direct_program(self._connection(box), program, step,
+                                                       change)
             except DnaboxError as exc:
                 outcome = DirectOutcome(False, "connect", error=exc.message)
             if outcome.ok:
@@ -268,7 +274,7 @@ class Provisioner:
 
     def _run_batch(self, roles: tuple[str, ...], boxes: list[str],
                    label: str) -> dict[str, HostStats]:
-        result = run_playbook(
+        result = self._run_playbook(
             self.project.site_playbook, self.inventory,
             private_data_dir=self.state / "ansible" / label, limit=boxes, tags=list(roles),
             forks=self.options.forks, roles_path=self.project.roles, on_event=self._task_event,

@@ -1,6 +1,7 @@
 """Run a DAG of work units with bounded concurrency and failure isolation.
 
 A failed unit blocks only the units that need it: one site failing never stops another.
+The order is ``graphlib.TopologicalSorter``'s over the units' ``needs``.
 Concurrency is bounded globally (threads) and per site (semaphores), so a site with many
 boxes cannot starve the others.
 """
@@ -12,6 +13,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
+from graphlib import CycleError, TopologicalSorter
 
 from dnabox.errors import DnaboxError
 from dnabox.plan.dag import WorkUnit
@@ -29,6 +31,12 @@ Execute = Callable[[WorkUnit], UnitOutcome]
 
 
 class Scheduler:
+    """Runs ``units`` in the order their ``needs`` give (graphlib's topological sort).
+
+    Every need must name a unit of the run, and the needs must not form a cycle: both are
+    bugs in whoever built the units, refused before anything runs.
+    """
+
     def __init__(self, units: list[WorkUnit], execute: Execute, sink: EventSink, *,
                  max_parallel: int = 16, per_site: int = 8,
                  already_done: set[str] | None = None) -> None:
@@ -40,6 +48,19 @@ class Scheduler:
         self.already_done = already_done or set()
         self._site_slots: dict[str, threading.BoundedSemaphore] = {}
         self._slots_lock = threading.Lock()
+        self._order = self._sorter()
+
+    def _sorter(self) -> TopologicalSorter[str]:
+        unknown = sorted(f"{u.id} needs {n}" for u in self.units.values() for n in u.needs
+                         if n not in self.units)
+        if unknown:
+            raise ValueError(f"work units need units that are not in the run: {unknown}")
+        sorter = TopologicalSorter({u.id: u.needs for u in self.units.values()})
+        try:
+            sorter.prepare()
+        except CycleError as exc:
+            raise ValueError(f"work units need each other in a cycle: {exc.args[1]}") from exc
+        return sorter
 
     def _slot(self, site: str) -> threading.BoundedSemaphore:
         with self._slots_lock:
@@ -66,7 +87,7 @@ class Scheduler:
 
     def run(self) -> dict[str, UnitOutcome]:
         results: dict[str, UnitOutcome] = {}
-        for unit_id in self.already_done & set(self.units):
+        for unit_id in sorted(self.already_done & set(self.units)):
             results[unit_id] = UnitOutcome("skipped", "done by the interrupted run (--resume)")
             self.sink(Event("unit", "skipped", unit=unit_id, site=self.units[unit_id].site,
                             message=results[unit_id].message))
@@ -74,15 +95,15 @@ class Scheduler:
         with ThreadPoolExecutor(max_workers=self.max_parallel,
                                 thread_name_prefix="dnabox-unit") as pool:
             try:
-                while len(results) < len(self.units):
+                while self._order.is_active():
                     self._start_ready(pool, results, running)
                     if not running:
-                        break
+                        continue  # every ready unit was settled without running: ask again
                     done, _ = wait(running, return_when=FIRST_COMPLETED)
                     for future in done:
                         unit = running.pop(future)
-                        results[unit.id] = future.result()
-                        outcome = results[unit.id]
+                        results[unit.id] = outcome = future.result()
+                        self._order.done(unit.id)
                         self.sink(Event("unit", outcome.status, unit=unit.id,
                                         site=unit.site, message=outcome.message,
                                         data={"seconds": round(outcome.seconds, 3)}))
@@ -94,19 +115,18 @@ class Scheduler:
 
     def _start_ready(self, pool: ThreadPoolExecutor, results: dict[str, UnitOutcome],
                      running: dict[Future[UnitOutcome], WorkUnit]) -> None:
-        busy = {u.id for u in running.values()}
-        for unit in self.units.values():
-            if unit.id in results or unit.id in busy:
+        """Start every unit whose needs are settled; settle at once those that cannot run
+        (done by an interrupted run, or blocked by a failed need)."""
+        for unit_id in self._order.get_ready():
+            unit = self.units[unit_id]
+            if unit_id in results:  # skipped: the interrupted run finished it
+                self._order.done(unit_id)
                 continue
-            needs = [results.get(n) for n in unit.needs if n in self.units]
-            if any(n is None for n in needs):
-                continue
-            blockers = [n for n in unit.needs
-                        if n in results and results[n].status in {"failed", "blocked"}]
+            blockers = [n for n in unit.needs if results[n].status in {"failed", "blocked"}]
             if blockers:
-                results[unit.id] = UnitOutcome("blocked", f"blocked by {', '.join(blockers)}")
-                self.sink(Event("unit", "blocked", unit=unit.id, site=unit.site,
-                                message=results[unit.id].message))
+                results[unit_id] = UnitOutcome("blocked", f"blocked by {', '.join(blockers)}")
+                self.sink(Event("unit", "blocked", unit=unit_id, site=unit.site,
+                                message=results[unit_id].message))
+                self._order.done(unit_id)
                 continue
             running[pool.submit(self._guarded, unit)] = unit
-
