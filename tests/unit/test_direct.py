@@ -13,6 +13,7 @@ import pytest
 import yaml
 
 from dnabox.inventory import load_fleet
+from dnabox.locations import ASSETS, Locations
 from dnabox.plan.ansible_inventory import render_inventory
 from dnabox.plan.desired import box_variables, plan_fleet
 from dnabox.plan.direct import (
@@ -22,10 +23,9 @@ from dnabox.plan.direct import (
     build_program,
     direct_capable,
 )
-from dnabox.plan.project import ProjectPaths
 
 ROOT = Path(__file__).resolve().parents[2]
-ROLES = ROOT / "playbooks" / "roles"
+ROLES = ASSETS / "playbooks" / "roles"
 
 # Every Ansible task of a direct role, and what the direct program does instead. A task
 # added to one of these roles fails this test until the direct path covers it too (or the
@@ -90,7 +90,7 @@ def test_handlers_of_a_direct_role_are_its_reload(role: str) -> None:
 
 
 def test_apply_scripts_are_managed_files_of_their_role() -> None:
-    table = yaml.safe_load((ROOT / "templates" / "files.yml").read_text())
+    table = yaml.safe_load((ASSETS / "templates" / "files.yml").read_text())
     for role, script in DIRECT_ROLES.items():
         if script:
             assert {"role": role, "dest": script} in [
@@ -110,7 +110,7 @@ def test_only_online_roles_without_artifacts_go_direct() -> None:
 
 def lab_program(roles: list[str]) -> tuple[Any, str]:
     fleet = load_fleet(ROOT / "inventory" / "lab.yaml")
-    project = ProjectPaths(ROOT)
+    project = Locations.discover(ROOT)
     inventory = render_inventory(fleet, project)
     plan = plan_fleet(fleet, project, inventory)["core-1"]
     program = build_program(

@@ -18,23 +18,23 @@ import yaml
 
 from dnabox.inventory import load_fleet
 from dnabox.layers import baseline, runtimes
+from dnabox.locations import ASSETS, Locations
 from dnabox.plan.ansible_inventory import render_inventory
 from dnabox.plan.desired import box_variables, template_environment
-from dnabox.plan.project import ProjectPaths
 from dnabox.plan.runtimes import RUNTIMES
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = "containerd/config.toml.j2"
-ROLE_DEFAULTS = ROOT / "playbooks" / "roles" / "container_runtime" / "defaults" / "main.yml"
+ROLE_DEFAULTS = ASSETS / "playbooks" / "roles" / "container_runtime" / "defaults" / "main.yml"
 SAMPLES = ("inventory/lab.yaml", "inventory/smartx-playground.yaml")
 
-pytestmark = pytest.mark.skipif(not (ROOT / "templates" / TEMPLATE).is_file(),
+pytestmark = pytest.mark.skipif(not (ASSETS / "templates" / TEMPLATE).is_file(),
                                 reason="the containerd template is not in this checkout")
 
 
 def rendered_runtimes(inventory: dict[str, Any], box: str) -> dict[str, Any]:
     """The runtime tables of ``box``'s rendered containerd config.toml."""
-    project = ProjectPaths(ROOT)
+    project = Locations.discover(ROOT)
     env = template_environment(project.templates)
     context: dict[str, Any] = {}
     if ROLE_DEFAULTS.is_file():
@@ -54,7 +54,7 @@ def rendered_runtimes(inventory: dict[str, Any], box: str) -> dict[str, Any]:
 @pytest.mark.parametrize("path", SAMPLES)
 def test_every_runtime_class_handler_is_a_runtime_table_on_its_nodes(path: str) -> None:
     fleet = load_fleet(ROOT / path)
-    inventory = render_inventory(fleet, ProjectPaths(ROOT))
+    inventory = render_inventory(fleet, Locations.discover(ROOT))
     checked = 0
     for cluster in fleet.clusters:
         patches = baseline.node_patches(fleet, cluster)

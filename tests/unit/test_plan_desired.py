@@ -9,12 +9,12 @@ import yaml
 
 from dnabox.inventory import load_fleet
 from dnabox.inventory.model import Fleet
+from dnabox.locations import Locations
 from dnabox.plan.desired import plan_fleet
-from dnabox.plan.project import ProjectPaths
 from dnabox.provision.remote import BoxState, decide, parse_preflight, preflight_command
 
 
-def fake_project(tmp_path: Path) -> ProjectPaths:
+def fake_project(tmp_path: Path) -> Locations:
     """Two roles: `base` reads the tier; `ovs` renders the overlay tunnels."""
     roles = tmp_path / "playbooks" / "roles"
     (roles / "base" / "tasks").mkdir(parents=True)
@@ -31,7 +31,7 @@ def fake_project(tmp_path: Path) -> ProjectPaths:
         "{{ t.port }} {{ t.remote_ip }}\n{% endfor %}{% endfor %}")
     (templates / "files.yml").write_text(yaml.safe_dump(
         [{"role": "ovs", "src": "ovs/tunnels.j2", "dest": "/etc/dnabox/tunnels", "mode": "0644"}]))
-    return ProjectPaths(tmp_path)
+    return Locations(project=tmp_path, state=tmp_path / ".dnabox", assets=tmp_path)
 
 
 def with_extra_box(fleet: Fleet) -> Fleet:

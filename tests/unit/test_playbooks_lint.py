@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from dnabox.inventory import load_fleet
+from dnabox.locations import ASSETS, Locations
 from dnabox.plan.ansible_inventory import render_inventory
 
 pytestmark = pytest.mark.skipif(shutil.which("ansible-playbook") is None,
@@ -20,16 +21,16 @@ def test_ansible_lint_production_profile_passes(repo_root: Path) -> None:
     if shutil.which("ansible-lint") is None:
         pytest.fail("ansible-lint is missing: pip install -e .[dev]")
     result = subprocess.run(
-        ["ansible-lint", "--profile", "production", "--nocolor", "playbooks/site.yml",
-         "playbooks/roles", "playbooks/runbooks"],
+        ["ansible-lint", "--profile", "production", "--nocolor", *PLAYBOOK_DIRS],
         cwd=repo_root, capture_output=True, text=True, timeout=300, check=False)
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-3000:]
     assert "passed" in (result.stdout + result.stderr)
 
 
-PLAYBOOKS = ["playbooks/site.yml", *sorted(
-    f"playbooks/runbooks/{p.name}"
-    for p in (Path(__file__).resolve().parents[2] / "playbooks" / "runbooks").glob("*.yml"))]
+PLAYBOOK_DIRS = [f"src/dnabox/assets/playbooks/{p}" for p in ("site.yml", "roles", "runbooks")]
+PLAYBOOKS = ["src/dnabox/assets/playbooks/site.yml", *sorted(
+    f"src/dnabox/assets/playbooks/runbooks/{p.name}"
+    for p in (ASSETS / "playbooks" / "runbooks").glob("*.yml"))]
 
 
 @pytest.mark.parametrize("playbook", PLAYBOOKS)
@@ -38,7 +39,8 @@ def test_playbooks_pass_syntax_check(repo_root: Path, tmp_path: Path, sample: st
                                      playbook: str) -> None:
     fleet = load_fleet(repo_root / "inventory" / f"{sample}.yaml")
     inventory = tmp_path / "hosts.json"
-    inventory.write_text(json.dumps(render_inventory(fleet)), encoding="utf-8")
+    rendered = render_inventory(fleet, Locations.discover())
+    inventory.write_text(json.dumps(rendered), encoding="utf-8")
     result = subprocess.run(
         ["ansible-playbook", "--syntax-check", "-i", str(inventory), playbook],
         cwd=repo_root, capture_output=True, text=True, timeout=120, check=False)

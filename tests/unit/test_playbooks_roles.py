@@ -10,13 +10,14 @@ import pytest
 import yaml
 
 from dnabox.inventory import load_fleet
+from dnabox.locations import ASSETS, Locations
 from dnabox.plan.ansible_inventory import render_inventory
 from dnabox.plan.catalogue import CATALOGUE, ROLE_ORDER
 from dnabox.plan.desired import box_variables
 from dnabox.plan.roles import roles_for
 
 ROOT = Path(__file__).resolve().parents[2]
-ROLES = ROOT / "playbooks" / "roles"
+ROLES = ASSETS / "playbooks" / "roles"
 
 
 def load(path: Path) -> Any:
@@ -71,7 +72,7 @@ def test_argument_specs_cover_every_default_with_the_same_value(role: str) -> No
 @pytest.mark.parametrize("sample", ["lab", "smartx-playground"])
 def test_inventory_provides_every_required_variable(sample: str) -> None:
     fleet = load_fleet(ROOT / "inventory" / f"{sample}.yaml")
-    inventory = render_inventory(fleet)
+    inventory = render_inventory(fleet, Locations.discover())
     for box in fleet.boxes:
         variables = box_variables(inventory, box.name)
         for role in roles_for(fleet, box):
@@ -111,7 +112,7 @@ def test_every_notification_reaches_a_handler() -> None:
 
 
 def test_site_playbook_tags_each_role_and_honours_the_plan() -> None:
-    plays = load(ROOT / "playbooks" / "site.yml")
+    plays = load(ASSETS / "playbooks" / "site.yml")
     seen = []
     for play in plays:
         for entry in play["roles"]:

@@ -11,8 +11,8 @@ from typer.testing import CliRunner
 
 from dnabox.cli.app import app
 from dnabox.inventory import load_fleet
+from dnabox.locations import Locations
 from dnabox.provision.lock import FleetLock
-from dnabox.provision.paths import state_dir
 
 # Port 9 on loopback: nothing listens, so every connection is refused at once and no
 # packet ever leaves this machine.
@@ -54,7 +54,7 @@ def test_up_reports_unreachable_boxes_and_blocks_their_sites(env: Path) -> None:
 
 def test_second_concurrent_up_is_refused(env: Path) -> None:
     inventory = dead_fleet(env)
-    with FleetLock(state_dir(load_fleet(inventory))):
+    with FleetLock(Locations.discover().ensure_fleet_state(load_fleet(inventory).name)):
         result = CliRunner().invoke(app, ["up", "-i", str(inventory)])
     assert result.exit_code == 5
     assert "another dnabox run" in result.output

@@ -17,9 +17,9 @@ import pytest
 from dnabox.adapters.ansible import HostStats, PlaybookResult
 from dnabox.adapters.ssh import CommandResult
 from dnabox.inventory import load_fleet
+from dnabox.locations import Locations
 from dnabox.plan.dag import WorkUnit
 from dnabox.plan.direct import DirectProgram
-from dnabox.plan.project import ProjectPaths
 from dnabox.provision.direct import DirectOutcome
 from dnabox.provision.engine import Engine, Provisioner, UpOptions
 from dnabox.provision.engine_parts import EngineParts
@@ -116,7 +116,7 @@ def provisioner(tmp_path: Path, fakes: Fakes, engine: Engine = Engine.AUTO
                 ) -> tuple[Provisioner, list[Event]]:
     events: list[Event] = []
     fleet = load_fleet(ROOT / "inventory" / "smartx-playground.yaml")
-    return Provisioner(fleet, ProjectPaths(ROOT), tmp_path, events.append,
+    return Provisioner(fleet, Locations(ROOT, tmp_path), events.append,
                        UpOptions(engine=engine), fakes.parts()), events
 
 
@@ -232,7 +232,7 @@ def test_units_for_some_boxes_need_only_units_of_the_run(tmp_path: Path) -> None
     fakes = Fakes()
     events: list[Event] = []
     fleet = load_fleet(ROOT / "inventory" / "smartx-playground.yaml")
-    engine = Provisioner(fleet, ProjectPaths(ROOT), tmp_path, events.append,
+    engine = Provisioner(fleet, Locations(ROOT, tmp_path), events.append,
                          UpOptions(only_boxes=frozenset({DIRECT_BOX})), fakes.parts())
     units = engine._units()
     ids = {u.id for u in units}

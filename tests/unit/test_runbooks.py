@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 from dnabox.cli.app import app
 from dnabox.errors import DnaboxError
 from dnabox.inventory import load_fleet
+from dnabox.locations import ASSETS
 from dnabox.plan.selection import select_boxes
 from dnabox.provision.runbooks import RUNBOOKS, batches
 
@@ -42,7 +43,7 @@ def test_select_boxes(repo_root: Path) -> None:
 def test_every_runbook_playbook_exists_and_parses(repo_root: Path) -> None:
     for spec in RUNBOOKS.values():
         if spec.playbook:
-            plays = yaml.safe_load((repo_root / "playbooks/runbooks" / spec.playbook).read_text())
+            plays = yaml.safe_load((ASSETS / "playbooks/runbooks" / spec.playbook).read_text())
             assert plays and plays[0]["hosts"] == "all", spec.name
 
 
@@ -60,10 +61,10 @@ def test_runbook_cli_lists_and_refuses_unknown_names(repo_root: Path) -> None:
 
 
 def test_runbook_pages_are_generated_from_the_code(repo_root: Path) -> None:
-    from dnabox.plan.project import ProjectPaths
+    from dnabox.locations import Locations
     from dnabox.provision.runbook_docs import render
 
     for spec in RUNBOOKS.values():
         page = repo_root / "docs" / "runbooks" / f"{spec.name}.md"
-        assert page.read_text() == render(spec, ProjectPaths(repo_root)), (
+        assert page.read_text() == render(spec, Locations.discover(repo_root)), (
             f"{page} is stale: python -m dnabox.provision.runbook_docs docs/runbooks")

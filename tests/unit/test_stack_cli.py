@@ -16,6 +16,7 @@ from dnabox.cli import stack
 from dnabox.errors import EnvironmentProblem
 from dnabox.inventory import load_fleet
 from dnabox.layers import stack_config
+from dnabox.locations import Locations
 
 ROOT = Path(__file__).resolve().parents[2]
 PLAYGROUND = ROOT / "inventory" / "smartx-playground.yaml"
@@ -40,10 +41,11 @@ def test_checked_in_stack_config_is_what_the_inventory_generates(
         monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(ROOT)
     fleet = load_fleet(PLAYGROUND)
-    files = stack_config.stack_files(fleet, "inventory/smartx-playground.yaml")
-    assert sorted(files) == sorted(f"Pulumi.{c.name}.yaml" for c in fleet.clusters)
-    for name, text in files.items():
-        assert (ROOT / name).read_text() == text, f"{name} is stale"
+    files = stack_config.stack_files(fleet, "inventory/smartx-playground.yaml", ROOT)
+    assert sorted(f.name for f in files) == sorted(
+        f"Pulumi.smartx-playground-{c.name}.yaml" for c in fleet.clusters)
+    for f in files:
+        assert f.current, f"{f.name} is stale"
     code, output = invoke("config", "-i", "inventory/smartx-playground.yaml", "--check")
     assert code == 0, output
 
@@ -53,12 +55,12 @@ def test_config_writes_one_file_per_cluster_with_a_project_relative_inventory(
     code, output = invoke("config", "-i", str(LAB), "-o", str(tmp_path))
     assert code == 0, output
     written = sorted(p.name for p in tmp_path.iterdir())
-    assert written == ["Pulumi.core.yaml", "Pulumi.edge.yaml"]
-    config = yaml.safe_load((tmp_path / "Pulumi.edge.yaml").read_text())["config"]
+    assert written == ["Pulumi.lab-core.yaml", "Pulumi.lab-edge.yaml"]
+    config = yaml.safe_load((tmp_path / "Pulumi.lab-edge.yaml").read_text())["config"]
     assert config == {
         "dnabox:inventory": os.path.relpath(LAB, tmp_path),
         "dnabox:cluster": "edge",
-        "dnabox:kubeconfig": ".dnabox/kubeconfig/lab/edge.yaml",
+        "dnabox:kubeconfig": ".dnabox/lab/kubeconfig/edge.yaml",
     }
     # And the check agrees with what was just written.
     assert invoke("config", "-i", str(LAB), "-o", str(tmp_path), "--check")[0] == 0
@@ -66,17 +68,17 @@ def test_config_writes_one_file_per_cluster_with_a_project_relative_inventory(
 
 def test_config_check_fails_on_a_stale_file(tmp_path: Path) -> None:
     invoke("config", "-i", str(LAB), "-o", str(tmp_path), "--cluster", "core")
-    (tmp_path / "Pulumi.core.yaml").write_text("config: {}\n")
+    (tmp_path / "Pulumi.lab-core.yaml").write_text("config: {}\n")
     code, output = invoke("config", "-i", str(LAB), "-o", str(tmp_path), "--cluster", "core",
                           "--check")
     assert code == 1
-    assert "stale stack config: Pulumi.core.yaml" in output
+    assert "stale stack config: Pulumi.lab-core.yaml" in output
 
 
 def test_config_json_and_unknown_cluster(tmp_path: Path) -> None:
     code, output = invoke("config", "-i", str(LAB), "-o", str(tmp_path), "--json",
                           "--cluster", "edge")
-    assert code == 0 and '"Pulumi.edge.yaml"' in output
+    assert code == 0 and '"Pulumi.lab-edge.yaml"' in output
     code, output = invoke("config", "-i", str(LAB), "-o", str(tmp_path), "--cluster", "nope")
     assert code == 2 and "no cluster named 'nope'" in output and "core, edge" in output
 
@@ -111,6 +113,10 @@ def test_destroy_needs_confirmation() -> None:
 
 # --- jobs, work dirs, backend --------------------------------------------------------------
 
+def where(tmp_path: Path) -> Locations:
+    return Locations(project=ROOT, state=tmp_path / "state")
+
+
 def env_with(tmp_path: Path, **extra: str) -> dict[str, str]:
     return {"DNABOX_STATE_DIR": str(tmp_path / "state"), "PULUMI_CONFIG_PASSPHRASE": "x",
             **extra}
@@ -118,52 +124,56 @@ def env_with(tmp_path: Path, **extra: str) -> dict[str, str]:
 
 def test_one_work_dir_and_a_file_backend_per_fleet(tmp_path: Path) -> None:
     fleet = load_fleet(PLAYGROUND)
-    jobs = adapter.plan_jobs(fleet, PLAYGROUND, "preview", env=env_with(tmp_path),
-                             project_root=ROOT)
+    jobs = adapter.plan_jobs(fleet, PLAYGROUND, "preview", where(tmp_path),
+                             env=env_with(tmp_path))
     assert [j.cluster for j in jobs] == [c.name for c in fleet.clusters]
     assert len({j.work_dir for j in jobs}) == len(jobs)
-    state = (tmp_path / "state").resolve()
-    assert {j.env["PULUMI_BACKEND_URL"] for j in jobs} == {
-        f"file://{state}/pulumi/backend/smartx-playground"}
+    state = tmp_path / "state" / "smartx-playground"
+    assert {j.env["PULUMI_BACKEND_URL"] for j in jobs} == {f"file://{state}/pulumi/backend"}
     assert all(j.work_dir.is_relative_to(state / "pulumi" / "work") for j in jobs)
-    lab = adapter.plan_jobs(load_fleet(LAB), LAB, "up", env=env_with(tmp_path),
-                            project_root=ROOT)
-    # Both fleets have a cluster "core": their stacks must not share a backend.
+    assert [j.stack for j in jobs] == [f"smartx-playground-{c.name}" for c in fleet.clusters]
+    lab = adapter.plan_jobs(load_fleet(LAB), LAB, "up", where(tmp_path),
+                             env=env_with(tmp_path))
+    # Both fleets have a cluster "core": their stacks must not share a name or a backend.
     assert lab[0].env["PULUMI_BACKEND_URL"] != jobs[0].env["PULUMI_BACKEND_URL"]
+    assert lab[0].stack == "lab-core" != jobs[0].stack
 
 
 def test_backend_url_from_the_environment_wins(tmp_path: Path) -> None:
-    jobs = adapter.plan_jobs(load_fleet(LAB), LAB, "up", cluster="edge",
-                             env=env_with(tmp_path, PULUMI_BACKEND_URL="s3://bucket/x"),
-                             project_root=ROOT)
+    jobs = adapter.plan_jobs(load_fleet(LAB), LAB, "up", where(tmp_path), cluster="edge",
+                             env=env_with(tmp_path, PULUMI_BACKEND_URL="s3://bucket/x"))
     assert [(j.cluster, j.env["PULUMI_BACKEND_URL"]) for j in jobs] == [("edge", "s3://bucket/x")]
 
 
 def test_a_file_backend_needs_a_passphrase(tmp_path: Path) -> None:
     with pytest.raises(EnvironmentProblem, match="passphrase"):
-        adapter.plan_jobs(load_fleet(LAB), LAB, "up",
-                          env={"DNABOX_STATE_DIR": str(tmp_path)}, project_root=ROOT)
+        adapter.plan_jobs(load_fleet(LAB), LAB, "up", where(tmp_path),
+                          env={"DNABOX_STATE_DIR": str(tmp_path)})
 
 
 def test_default_state_dir_is_in_the_project() -> None:
-    assert adapter.state_dir(ROOT, {}) == ROOT / ".dnabox"
-    assert adapter.find_project_root(ROOT / "src" / "dnabox") == ROOT
+    located = Locations.discover(ROOT / "src" / "dnabox", environ={})
+    assert located.project == ROOT
+    assert located.fleet_state("lab") == ROOT / ".dnabox" / "lab"
+    assert located.kubeconfig("lab", "core") == ROOT / ".dnabox/lab/kubeconfig/core.yaml"
 
 
 def test_work_dir_runs_the_repo_program_with_absolute_config(tmp_path: Path) -> None:
-    (job,) = adapter.plan_jobs(load_fleet(LAB), LAB, "preview", cluster="core",
-                               env=env_with(tmp_path), project_root=ROOT)
+    (job,) = adapter.plan_jobs(load_fleet(LAB), LAB, "preview", where(tmp_path),
+                               cluster="core",
+                               env=env_with(tmp_path))
     adapter.prepare_work_dir(job)
     adapter.prepare_work_dir(job)  # idempotent: a second run reuses the dir
     assert (job.work_dir / "Pulumi.yaml").read_text() == (ROOT / "Pulumi.yaml").read_text()
-    assert (job.work_dir / "stacks").resolve() == ROOT / "stacks"
-    assert (job.work_dir / "stacks" / "__main__.py").is_file()
+    # The repo's program and the work dir's are the same shim calling the installed program.
+    assert (job.work_dir / "stacks" / "__main__.py").read_text() == (
+        ROOT / "stacks" / "__main__.py").read_text() == stack_config.PROGRAM_SHIM
     config = adapter.job_config(job)
     assert set(config) == {stack_config.qualified(k) for k in stack_config.KEYS}
     inventory, _ = config["dnabox:inventory"]
     kubeconfig, secret = config["dnabox:kubeconfig"]
     assert Path(inventory) == LAB.resolve()
-    assert secret and kubeconfig.endswith("/kubeconfig/lab/core.yaml")
+    assert secret and kubeconfig.endswith("/lab/kubeconfig/core.yaml")
     assert config["dnabox:cluster"] == ("core", False)
 
 
@@ -173,12 +183,13 @@ def fake_runner(job: adapter.StackJob) -> adapter.StackOutcome:
     (job.work_dir / "ran").write_text(str(os.getpid()))
     ok = job.cluster != "edge-jnu"
     return adapter.StackOutcome(job.cluster, job.operation, ok, {"same": 3} if ok else {},
-                                str(job.work_dir / "ran"), "" if ok else "boom", os.getpid())
+                                str(job.work_dir / "ran"), "" if ok else "boom", os.getpid(),
+                                job.stack)
 
 
 def test_every_stack_runs_in_its_own_process(tmp_path: Path) -> None:
-    jobs = adapter.plan_jobs(load_fleet(PLAYGROUND), PLAYGROUND, "up", env=env_with(tmp_path),
-                             project_root=ROOT)
+    jobs = adapter.plan_jobs(load_fleet(PLAYGROUND), PLAYGROUND, "up", where(tmp_path),
+                             env=env_with(tmp_path))
     outcomes = adapter.run_stacks(jobs, runner=fake_runner, parallel=2)
     assert [o.cluster for o in outcomes] == [j.cluster for j in jobs]
     pids = [o.pid for o in outcomes]
@@ -200,10 +211,10 @@ def test_cli_reports_each_stack_and_fails_when_one_does(
     env = env_with(tmp_path)
     for key, value in env.items():
         monkeypatch.setenv(key, value)
-    code, output = invoke("up", "-i", str(PLAYGROUND), "--json")
-    assert code == 2
+    code, output = invoke("up", "-i", str(PLAYGROUND), "--json", "--yes")
+    assert code == 1
     assert '"cluster": "edge-jnu", "operation": "up", "ok": false' in output
-    assert "up failed on 1 of 4 stacks: edge-jnu" in output
+    assert "up failed on 1 of 4 stacks: smartx-playground-edge-jnu" in output
     code, output = invoke("preview", "-i", str(PLAYGROUND), "--cluster", "core")
     assert code == 0, output
     assert "core" in output and "same 3" in output
@@ -226,8 +237,8 @@ def test_past_the_boundary_each_stack_drives_the_cli_from_its_own_work_dir(
     (bin_dir / "pulumi").write_text(FAKE_PULUMI.format(version=metadata.version("pulumi")))
     (bin_dir / "pulumi").chmod(0o755)
     monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
-    jobs = adapter.plan_jobs(load_fleet(LAB), LAB, "preview", env=env_with(tmp_path),
-                             project_root=ROOT)
+    jobs = adapter.plan_jobs(load_fleet(LAB), LAB, "preview", where(tmp_path),
+                             env=env_with(tmp_path))
     for job in jobs:
         job.kubeconfig.parent.mkdir(parents=True, exist_ok=True)
         job.kubeconfig.write_text("apiVersion: v1\nkind: Config\n")
@@ -239,16 +250,16 @@ def test_past_the_boundary_each_stack_drives_the_cli_from_its_own_work_dir(
     selects = sorted(c for c in calls if "stack select" in c)
     backend = jobs[0].env["PULUMI_BACKEND_URL"]
     assert selects == [
-        f"{jobs[0].work_dir}|{backend}|--non-interactive stack select --stack core",
-        f"{jobs[1].work_dir}|{backend}|--non-interactive stack select --stack edge",
+        f"{jobs[0].work_dir}|{backend}|--non-interactive stack select --stack lab-core",
+        f"{jobs[1].work_dir}|{backend}|--non-interactive stack select --stack lab-edge",
     ]
 
 
 def test_a_stack_without_its_kubeconfig_fails_alone_and_says_where_it_belongs(
         tmp_path: Path) -> None:
-    (job,) = adapter.plan_jobs(load_fleet(LAB), LAB, "up", cluster="edge",
-                               env=env_with(tmp_path), project_root=ROOT)
+    (job,) = adapter.plan_jobs(load_fleet(LAB), LAB, "up", where(tmp_path), cluster="edge",
+                               env=env_with(tmp_path))
     outcome = adapter.run_stack(job)
     assert not outcome.ok
     assert outcome.error == ("no kubeconfig for cluster edge: expected at "
-                             "<state>/kubeconfig/lab/edge.yaml (the bootstrap writes it)")
+                             "<state>/lab/kubeconfig/edge.yaml (the bootstrap writes it)")

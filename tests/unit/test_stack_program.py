@@ -112,7 +112,7 @@ def run_program(config: dict[str, str]) -> ProgramRun:
 
 def stack_config_for(inventory: str, cluster: str) -> dict[str, str]:
     """The checked-in file where there is one (the example fleet), else what is generated."""
-    checked_in = ROOT / f"Pulumi.{cluster}.yaml"
+    checked_in = ROOT / f"Pulumi.smartx-playground-{cluster}.yaml"
     if inventory == CHECKED_IN:
         loaded: dict[str, str] = yaml.safe_load(checked_in.read_text())["config"]
         return loaded

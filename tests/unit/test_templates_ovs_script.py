@@ -15,10 +15,10 @@ import pytest
 import yaml
 
 from dnabox.inventory import load_fleet
+from dnabox.locations import Locations
 from dnabox.plan.ansible_inventory import render_inventory
 from dnabox.plan.desired import box_variables, template_environment
 from dnabox.plan.network import box_network
-from dnabox.plan.project import ProjectPaths
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -94,7 +94,7 @@ def converged_state(box: str) -> dict[str, object]:
 
 def check(tmp_path: Path, state: dict[str, object]) -> list[str]:
     fleet = load_fleet(ROOT / "inventory" / "lab.yaml")
-    project = ProjectPaths(ROOT)
+    project = Locations.discover(ROOT)
     defaults = yaml.safe_load((project.roles / "ovs/defaults/main.yml").read_text())
     values = {**defaults, **box_variables(render_inventory(fleet, project), "core-1"),
               "ovs_run_dir": str(tmp_path), "ovs_db_file": str(tmp_path / "state.json")}

@@ -19,16 +19,16 @@ import pytest
 import yaml
 
 from dnabox.inventory import Fleet, load_fleet
+from dnabox.locations import Locations
 from dnabox.plan.ansible_inventory import render_inventory
 from dnabox.plan.catalogue import ROLE_ORDER
 from dnabox.plan.desired import box_variables, plan_fleet, template_environment
 from dnabox.plan.managed_files import read_table
-from dnabox.plan.project import ProjectPaths
 from dnabox.plan.roles import roles_for
 from dnabox.plan.runtimes import runtimes_for
 
 ROOT = Path(__file__).resolve().parents[2]
-PROJECT = ProjectPaths(ROOT)
+PROJECT = Locations.discover(ROOT)
 SAMPLES = ["lab", "smartx-playground"]
 
 

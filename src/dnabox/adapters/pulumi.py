@@ -16,9 +16,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+import yaml
+
 from dnabox.errors import EnvironmentProblem
 from dnabox.inventory.model import Fleet
 from dnabox.layers import stack_config
+from dnabox.locations import Locations
 
 Operation = Literal["preview", "up", "destroy"]
 INSTALL_COMMAND = "curl -fsSL https://get.pulumi.com | sh"
@@ -32,7 +35,8 @@ class StackJob:
     operation: Operation
     fleet: str
     cluster: str
-    project_root: Path
+    stack: str  # <fleet>-<cluster>
+    project_name: str
     work_dir: Path
     inventory: Path
     kubeconfig: Path
@@ -48,6 +52,7 @@ class StackOutcome:
     log: str
     error: str = ""
     pid: int = 0
+    stack: str = ""
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -66,48 +71,35 @@ def require_pulumi_cli(which: Callable[[str], str | None] = shutil.which) -> str
     return path
 
 
-def find_project_root(start: Path | None = None) -> Path:
-    """The directory holding Pulumi.yaml and stacks/: the cwd's ancestors, else the checkout
-    this package was installed from (editable install)."""
-    here = (start or Path.cwd()).resolve()
-    candidates = [here, *here.parents, *Path(__file__).resolve().parents]
-    for candidate in candidates:
-        if (candidate / "Pulumi.yaml").is_file() and (candidate / "stacks").is_dir():
-            return candidate
-    raise EnvironmentProblem(
-        "the dnabox Pulumi project (Pulumi.yaml and stacks/) was not found",
-        hint="run dnabox from its checkout, or from a directory below it",
-    )
+def backend_url(pulumi_state: Path, env: Mapping[str, str]) -> str:
+    """$PULUMI_BACKEND_URL when set (CI, Pulumi Cloud), else the fleet's local file backend
+    (stack names carry the fleet, so one shared backend would do as well)."""
+    return env.get("PULUMI_BACKEND_URL") or f"file://{pulumi_state / 'backend'}"
 
 
-def state_dir(project_root: Path, env: Mapping[str, str]) -> Path:
-    """$DNABOX_STATE_DIR, else .dnabox/ in the project (git-ignored)."""
-    configured = env.get("DNABOX_STATE_DIR")
-    return Path(configured).resolve() if configured else project_root / ".dnabox"
-
-
-def backend_url(state: Path, fleet: str, env: Mapping[str, str]) -> str:
-    """$PULUMI_BACKEND_URL when set (CI, Pulumi Cloud), else a local file backend per fleet.
-
-    Per fleet because stacks are named after clusters and two fleets may both have a
-    cluster called ``core``.
-    """
-    return env.get("PULUMI_BACKEND_URL") or f"file://{state / 'pulumi' / 'backend' / fleet}"
+def project_name(project: Path) -> str:
+    """The fleet repo's Pulumi project name (its Pulumi.yaml), so `dnabox stack` and CI's
+    `pulumi` address the same stacks; dnabox's default when the repo has none."""
+    try:
+        loaded = yaml.safe_load((project / "Pulumi.yaml").read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError):
+        return stack_config.PROJECT_NAME
+    name = loaded.get("name") if isinstance(loaded, dict) else None
+    return name if isinstance(name, str) and name else stack_config.PROJECT_NAME
 
 
 def plan_jobs(
     fleet: Fleet,
     inventory: Path,
     operation: Operation,
+    locations: Locations,
     cluster: str | None = None,
     env: Mapping[str, str] | None = None,
-    project_root: Path | None = None,
 ) -> list[StackJob]:
-    """One job per selected cluster, each with its own work dir under the state dir."""
+    """One job per selected cluster, each with its own work dir under the fleet's state."""
     environ = dict(os.environ if env is None else env)
-    root = project_root or find_project_root()
-    state = state_dir(root, environ)
-    backend = backend_url(state, fleet.name, environ)
+    state = locations.pulumi_state(fleet.name)
+    backend = backend_url(state, environ)
     if backend.startswith("file://") and not any(environ.get(v) for v in PASSPHRASE_VARS):
         raise EnvironmentProblem(
             "a local Pulumi backend encrypts stack secrets with a passphrase, and none is set",
@@ -117,10 +109,12 @@ def plan_jobs(
     child_env = {"PULUMI_BACKEND_URL": backend, "PULUMI_SKIP_UPDATE_CHECK": "true"}
     return [
         StackJob(
-            operation=operation, fleet=fleet.name, cluster=c.name, project_root=root,
-            work_dir=state / "pulumi" / "work" / fleet.name / c.name,
+            operation=operation, fleet=fleet.name, cluster=c.name,
+            stack=stack_config.stack_name(fleet, c),
+            project_name=project_name(locations.project),
+            work_dir=state / "work" / c.name,
             inventory=inventory.resolve(),
-            kubeconfig=state / "kubeconfig" / fleet.name / f"{c.name}.yaml",
+            kubeconfig=locations.kubeconfig(fleet.name, c.name),
             env=child_env,
         )
         for c in stack_config.select_clusters(fleet, cluster)
@@ -128,13 +122,12 @@ def plan_jobs(
 
 
 def prepare_work_dir(job: StackJob) -> None:
-    """The stack's own project dir: a copy of Pulumi.yaml and a link to the program."""
-    job.work_dir.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(job.project_root / "Pulumi.yaml", job.work_dir / "Pulumi.yaml")
-    link = job.work_dir / "stacks"
-    if link.is_symlink() or link.exists():
-        link.unlink()
-    link.symlink_to(job.project_root / "stacks", target_is_directory=True)
+    """The stack's own project dir: Pulumi.yaml and the shim calling dnabox's program."""
+    program = job.work_dir / stack_config.PROGRAM_DIR
+    program.mkdir(parents=True, exist_ok=True)
+    (job.work_dir / "Pulumi.yaml").write_text(stack_config.project_file(job.project_name),
+                                              encoding="utf-8")
+    (program / "__main__.py").write_text(stack_config.PROGRAM_SHIM, encoding="utf-8")
 
 
 def job_config(job: StackJob) -> dict[str, tuple[str, bool]]:
@@ -157,12 +150,12 @@ def run_stack(job: StackJob) -> StackOutcome:
         return StackOutcome(
             job.cluster, job.operation, False, {}, str(log_path),
             f"no kubeconfig for cluster {job.cluster}: expected at "
-            f"<state>/kubeconfig/{job.fleet}/{job.cluster}.yaml (the bootstrap writes it)",
-            os.getpid())
+            f"<state>/{job.fleet}/kubeconfig/{job.cluster}.yaml (the bootstrap writes it)",
+            os.getpid(), job.stack)
     try:
         with log_path.open("w", encoding="utf-8") as log:
             stack = auto.create_or_select_stack(
-                stack_name=job.cluster, work_dir=str(job.work_dir),
+                stack_name=job.stack, work_dir=str(job.work_dir),
                 opts=auto.LocalWorkspaceOptions(work_dir=str(job.work_dir), env_vars=job.env),
             )
             stack.set_all_config({
@@ -172,9 +165,9 @@ def run_stack(job: StackJob) -> StackOutcome:
             changes = _operate(stack, job.operation, log.write)
     except auto.CommandError as exc:
         return StackOutcome(job.cluster, job.operation, False, {}, str(log_path),
-                            _tail(str(exc)), os.getpid())
+                            _tail(str(exc)), os.getpid(), job.stack)
     return StackOutcome(job.cluster, job.operation, True, changes, str(log_path),
-                        pid=os.getpid())
+                        pid=os.getpid(), stack=job.stack)
 
 
 def _operate(stack: Any, operation: Operation, write: Callable[[str], Any]) -> dict[str, int]:

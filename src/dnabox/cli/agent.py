@@ -13,13 +13,14 @@ from dnabox.cli.common import (
     JsonOption,
     command,
     fleet_from,
+    locations,
     print_json,
     stdout,
 )
 from dnabox.inventory import Fleet
+from dnabox.locations import Locations
 from dnabox.provision.agent_client import start_in_background, status, stop
-from dnabox.provision.agent_protocol import fleet_name_of, persist_seconds, state_dir_for
-from dnabox.provision.paths import state_dir
+from dnabox.provision.agent_protocol import fleet_name_of, persist_seconds
 
 app = typer.Typer(
     help="The connection agent: keeps authenticated SSH connections so `dnabox exec` "
@@ -29,25 +30,25 @@ app = typer.Typer(
 )
 
 
-def start_agent_after(inventory: Path, fleet: Fleet) -> None:
+def start_agent_after(inventory: Path, fleet: Fleet, where: Locations) -> None:
     """Start the fleet's agent in the background (exec, up); never fails the command."""
     if persist_seconds() > 0:
         with contextlib.suppress(OSError):
-            start_in_background(str(inventory), str(state_dir(fleet)))
+            start_in_background(str(inventory), str(where.ensure_fleet_state(fleet.name)))
 
 
-def _agent_dir(inventory: Path) -> str:
+def _agent_dir(inventory: Path, where: Locations) -> str:
     """Where the fast path looks for the agent; the full model only when the quick read fails."""
     try:
         name = fleet_name_of(inventory.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError):
         name = None
-    return state_dir_for(name or fleet_from(inventory).name)
+    return str(where.fleet_state(name or fleet_from(inventory).name))
 
 
 @app.command("status")
 @command
-def status_command(inventory: InventoryOption = DEFAULT_INVENTORY,
+def status_command(ctx: typer.Context, inventory: InventoryOption = DEFAULT_INVENTORY,
                    json_output: JsonOption = False) -> None:
     """Whether the fleet's agent runs: pid, connections, SSH handshakes, requests served.
 
@@ -55,7 +56,7 @@ def status_command(inventory: InventoryOption = DEFAULT_INVENTORY,
 
     Example: dnabox agent status -i inventory/lab.yaml --json
     """
-    current = status(_agent_dir(inventory))
+    current = status(_agent_dir(inventory, locations(ctx)))
     if json_output:
         details = {k: v for k, v in (current or {}).items() if k != "t"}
         print_json({"running": current is not None, **details})
@@ -73,10 +74,10 @@ def status_command(inventory: InventoryOption = DEFAULT_INVENTORY,
 
 @app.command("stop")
 @command
-def stop_command(inventory: InventoryOption = DEFAULT_INVENTORY) -> None:
+def stop_command(ctx: typer.Context, inventory: InventoryOption = DEFAULT_INVENTORY) -> None:
     """Stop the fleet's agent and close its connections (exit 0 also when none ran).
 
     Example: dnabox agent stop -i inventory/lab.yaml
     """
-    pid = stop(_agent_dir(inventory))
+    pid = stop(_agent_dir(inventory, locations(ctx)))
     stdout().print("no agent running" if pid is None else f"stopped agent {pid}", markup=False)

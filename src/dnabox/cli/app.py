@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import typer
 
+from dnabox import __version__
 from dnabox.cli import (
     agent,
     bootstrap,
@@ -17,6 +20,8 @@ from dnabox.cli import (
     runbook,
     stack,
 )
+from dnabox.cli.common import Session
+from dnabox.locations import Locations
 
 app = typer.Typer(
     name="dnabox",
@@ -25,6 +30,24 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
+
+
+@app.callback()
+def root(
+    ctx: typer.Context,
+    version: Annotated[bool, typer.Option("--version", help="Print the version and exit.",
+                                          is_eager=True)] = False,
+    verbose: Annotated[int, typer.Option("--verbose", "-v", count=True,
+                                         help="More detail (repeatable).")] = 0,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only errors and results.")] = False,
+) -> None:
+    """Provision SmartX-style boxes across core, edge and end tiers."""
+    if version:
+        typer.echo(f"dnabox {__version__}")
+        raise typer.Exit(0)
+    ctx.obj = Session(Locations.discover(), verbosity=-1 if quiet else verbose)
+
+
 app.add_typer(inventory.app, name="inventory")
 app.add_typer(lab.app, name="lab")
 app.add_typer(stack.app, name="stack")

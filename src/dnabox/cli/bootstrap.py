@@ -24,15 +24,14 @@ from dnabox.cli.common import (
     JsonOption,
     command,
     fleet_from,
+    locations,
     print_json,
     stderr,
 )
 from dnabox.errors import RemoteError
 from dnabox.plan.ansible_inventory import render_inventory
 from dnabox.plan.artifacts import check_artifacts
-from dnabox.plan.project import find_project
 from dnabox.plan.selection import select_boxes
-from dnabox.provision.paths import state_dir
 
 BoxOption = Annotated[list[str] | None, typer.Option("--box", "-b", help="Only these boxes.")]
 SiteOption = Annotated[list[str] | None, typer.Option("--site", "-s", help="Only these sites.")]
@@ -110,6 +109,7 @@ def summary(result: PlaybookResult, boxes: list[str]) -> dict[str, object]:
 
 @command
 def bootstrap(
+    ctx: typer.Context,
     inventory: InventoryOption = DEFAULT_INVENTORY,
     box: BoxOption = None,
     site: SiteOption = None,
@@ -129,14 +129,15 @@ def bootstrap(
     fleet = fleet_from(inventory)
     boxes = [b.name for b in select_boxes(fleet, boxes=box, sites=site, tiers=tier)]
     check_artifacts(fleet, boxes)
-    project = find_project()
-    rendered = render_inventory(fleet, project)
+    where = locations(ctx)
+    rendered = render_inventory(fleet, where)
     err = stderr()
     started = time.monotonic()
-    run_dir = state_dir(fleet) / "ansible" / "bootstrap"
+    run_dir = where.ensure_fleet_state(fleet.name) / "ansible" / "bootstrap"
     with ProgressTable(boxes, err) as progress:
-        result = run_playbook(project.site_playbook, rendered, private_data_dir=run_dir,
-                              limit=boxes, tags=role, forks=forks, on_event=progress)
+        result = run_playbook(where.site_playbook, rendered, private_data_dir=run_dir,
+                              limit=boxes, tags=role, forks=forks,
+                              roles_path=where.roles, on_event=progress)
     seconds = time.monotonic() - started
     report = summary(result, boxes)
     failed = [r["name"] for r in report["boxes"]  # type: ignore[attr-defined]

@@ -7,6 +7,7 @@ import json
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -15,13 +16,36 @@ from rich.console import Console
 
 from dnabox.errors import DnaboxError, InventoryError
 from dnabox.inventory import Fleet, load_fleet
+from dnabox.locations import Locations
 
 DEFAULT_INVENTORY = Path("inventory/lab.yaml")
+INVENTORY_ENV = "DNABOX_INVENTORY"
 
 InventoryOption = Annotated[
     Path,
-    typer.Option("--inventory", "-i", help="Fleet description (YAML).", show_default=True),
+    typer.Option("--inventory", "-i", help="Fleet description (YAML).", show_default=True,
+                 envvar=INVENTORY_ENV),
 ]
+
+
+@dataclass(frozen=True)
+class Session:
+    """What the CLI root decides once per invocation and every command reads."""
+
+    locations: Locations
+    verbosity: int = 0  # -1 quiet, 0 normal, 1+ verbose
+
+
+def session(ctx: typer.Context) -> Session:
+    """The root's :class:`Session`; a fresh one when a command runs without the root."""
+    root = ctx.find_root()
+    if not isinstance(root.obj, Session):
+        root.obj = Session(Locations.discover())
+    return root.obj
+
+
+def locations(ctx: typer.Context) -> Locations:
+    return session(ctx).locations
 JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
 
 

@@ -14,22 +14,21 @@ from dnabox.cli.common import (
     JsonOption,
     command,
     fleet_from,
+    locations,
     print_json,
     stdout,
 )
 from dnabox.cli.progress import JsonLines, SiteProgress
 from dnabox.plan.desired import plan_fleet
-from dnabox.plan.project import find_project
 from dnabox.provision.engine import Engine, Provisioner, UpOptions
 from dnabox.provision.inspect import read_fleet
-from dnabox.provision.paths import state_dir
 from dnabox.provision.scheduler import UnitOutcome
 
 BoxOption = Annotated[list[str] | None, typer.Option("--box", "-b", help="Only these boxes.")]
 
 
 @command
-def plan(inventory: InventoryOption = DEFAULT_INVENTORY, box: BoxOption = None,
+def plan(ctx: typer.Context, inventory: InventoryOption = DEFAULT_INVENTORY, box: BoxOption = None,
          json_output: JsonOption = False) -> None:
     """Show per box which roles `dnabox up` would run and why, with file diffs.
 
@@ -39,7 +38,7 @@ def plan(inventory: InventoryOption = DEFAULT_INVENTORY, box: BoxOption = None,
     Example: dnabox plan -i inventory/lab.yaml
     """
     fleet = fleet_from(inventory)
-    plans = plan_fleet(fleet, find_project())
+    plans = plan_fleet(fleet, locations(ctx))
     readings = read_fleet(fleet, plans, with_diffs=True, boxes=box)
     if json_output:
         print_json({"boxes": [r.as_json() | {"diffs": r.diffs} for r in readings]})
@@ -61,6 +60,7 @@ def plan(inventory: InventoryOption = DEFAULT_INVENTORY, box: BoxOption = None,
 
 @command
 def up(
+    ctx: typer.Context,
     inventory: InventoryOption = DEFAULT_INVENTORY,
     box: BoxOption = None,
     resume: Annotated[bool, typer.Option(help="Skip units the interrupted run finished.")] = False,
@@ -88,10 +88,10 @@ def up(
                         only_boxes=frozenset(box or []), engine=engine)
     renderer = JsonLines() if json_output else SiteProgress(stdout())
     with renderer:
-        report = Provisioner(fleet, find_project(), state_dir(fleet), renderer, options).up()
+        report = Provisioner(fleet, locations(ctx), renderer, options).up()
     if not json_output:
         _summary(report.units, report.ran)
-    start_agent_after(inventory, fleet)
+    start_agent_after(inventory, fleet, locations(ctx))
     if not report.ok:
         raise typer.Exit(1)
 

@@ -13,20 +13,27 @@ from rich.table import Table
 from dnabox import lab
 from dnabox.adapters.graphviz import render
 from dnabox.adapters.ssh import ConnectionPool
-from dnabox.cli.common import DEFAULT_INVENTORY, InventoryOption, command, fleet_from, stdout
+from dnabox.cli.common import (
+    DEFAULT_INVENTORY,
+    InventoryOption,
+    command,
+    fleet_from,
+    locations,
+    stdout,
+)
 from dnabox.cli.progress import SiteProgress
 from dnabox.inventory.model import Fleet
+from dnabox.locations import Locations
 from dnabox.plan.desired import plan_fleet
-from dnabox.plan.project import ProjectPaths, find_project
 from dnabox.plan.topology import topology_dot
 from dnabox.provision.engine import Provisioner
 from dnabox.provision.inspect import read_fleet
-from dnabox.provision.paths import state_dir
 from dnabox.provision.proofs import container_run, cross_site_pairs, overlay_ping
 
 
 @command
 def demo(
+    ctx: typer.Context,
     inventory: InventoryOption = DEFAULT_INVENTORY,
     keep: Annotated[bool, typer.Option(help="Leave the lab up afterwards.")] = False,
     picture: Annotated[Path, typer.Option(help="Where to write the topology.")] = Path(
@@ -43,7 +50,7 @@ def demo(
     """
     out = stdout()
     fleet = fleet_from(inventory)
-    project = find_project()
+    where = locations(ctx)
     started = time.monotonic()
 
     out.rule(f"1/7 fleet {fleet.name}: {len(fleet.sites)} sites, {len(fleet.boxes)} boxes")
@@ -57,7 +64,7 @@ def demo(
     failed = False
     try:
         out.rule("3/7 plan: what `dnabox up` will do and why")
-        plans = plan_fleet(fleet, project)
+        plans = plan_fleet(fleet, where)
         table = Table()
         for column in ("box", "tier", "state", "roles to run"):
             table.add_column(column)
@@ -67,7 +74,7 @@ def demo(
         out.print(table)
 
         out.rule("4/7 dnabox up: converge every box, sites in parallel")
-        first = _up(fleet, project, out)
+        first = _up(fleet, where, out)
         failed |= not first
 
         out.rule("5/7 prove it works")
@@ -75,7 +82,7 @@ def demo(
 
         out.rule("6/7 re-run on the converged fleet (one SSH round trip per box)")
         began = time.monotonic()
-        failed |= not _up(fleet, project, out)
+        failed |= not _up(fleet, where, out)
         out.print(f"converged re-run took {time.monotonic() - began:.1f} s")
 
         out.rule("7/7 status")
@@ -101,9 +108,9 @@ def demo(
         raise typer.Exit(1)
 
 
-def _up(fleet: Fleet, project: ProjectPaths, out: Console) -> bool:
+def _up(fleet: Fleet, where: Locations, out: Console) -> bool:
     with SiteProgress(out) as progress:
-        report = Provisioner(fleet, project, state_dir(fleet), progress).up()
+        report = Provisioner(fleet, where, progress).up()
     ran = sum(len(r) for r in report.ran.values())
     out.print(f"{'[green]ok[/]' if report.ok else '[red]failed[/]'}: "
               f"{ran} role runs on {len(report.ran)} boxes")

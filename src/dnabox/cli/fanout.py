@@ -13,6 +13,7 @@ from dnabox.cli.common import (
     JsonOption,
     command,
     fleet_from,
+    locations,
 )
 from dnabox.cli.exec_output import ExecPrinter, command_line
 from dnabox.plan.selection import select_boxes
@@ -21,6 +22,7 @@ from dnabox.provision.fanout import fan_out
 
 @command
 def exec_command(
+    ctx: typer.Context,
     cmd: Annotated[list[str], typer.Argument(help="The command, after `--`.")],
     inventory: InventoryOption = DEFAULT_INVENTORY,
     box: Annotated[list[str] | None, typer.Option("--box", "-b", help="Only these boxes.")] = None,
@@ -45,6 +47,6 @@ def exec_command(
     printer = ExecPrinter([b.name for b in boxes], json_output)
     results = fan_out(fleet, boxes, command_line(cmd), printer.line, parallel=parallel)
     code = printer.finish(results)
-    start_agent_after(inventory, fleet)
+    start_agent_after(inventory, fleet, locations(ctx))
     if code:
         raise typer.Exit(code)

@@ -16,13 +16,13 @@ from dnabox.cli.common import (
     JsonOption,
     command,
     fleet_from,
+    locations,
     print_json,
     stderr,
     stdout,
 )
 from dnabox.errors import DnaboxError
 from dnabox.provision.agent_client import stop as stop_agent
-from dnabox.provision.agent_protocol import state_dir_for
 
 app = typer.Typer(help="Build, inspect and remove the local lab of boxes.",
                   no_args_is_help=True)
@@ -75,7 +75,7 @@ def replace(
 
 @app.command()
 @command
-def down(inventory: InventoryOption = DEFAULT_INVENTORY) -> None:
+def down(ctx: typer.Context, inventory: InventoryOption = DEFAULT_INVENTORY) -> None:
     """Remove every namespace, process, link, cgroup and file the lab made.
 
     Works after a crashed `lab up` too. The caches stay (see `dnabox lab cache`). The
@@ -84,7 +84,7 @@ def down(inventory: InventoryOption = DEFAULT_INVENTORY) -> None:
     Example: sudo dnabox lab down -i inventory/lab.yaml
     """
     fleet = fleet_from(inventory)
-    agent = stop_agent(state_dir_for(fleet.name))
+    agent = stop_agent(str(locations(ctx).fleet_state(fleet.name)))
     if agent is not None:
         _progress(f"stopped the fleet's connection agent (pid {agent})")
     removed = lab.down(fleet, log=_progress)

@@ -11,18 +11,19 @@ from dnabox.cli.common import (
     JsonOption,
     command,
     fleet_from,
+    locations,
     print_json,
     stdout,
 )
 from dnabox.plan.desired import plan_fleet
-from dnabox.plan.project import find_project
 from dnabox.provision.inspect import read_fleet
 
 STATE_STYLE = {"converged": "green", "pending": "yellow", "unreachable": "red"}
 
 
 @command
-def status(inventory: InventoryOption = DEFAULT_INVENTORY, json_output: JsonOption = False) -> None:
+def status(ctx: typer.Context, inventory: InventoryOption = DEFAULT_INVENTORY,
+           json_output: JsonOption = False) -> None:
     """Show per box whether it is converged, pending (roles to run) or unreachable.
 
     One SSH round trip per box, all boxes in parallel. Exit 1 when any box is not converged.
@@ -30,7 +31,7 @@ def status(inventory: InventoryOption = DEFAULT_INVENTORY, json_output: JsonOpti
     Example: dnabox status -i inventory/lab.yaml --json
     """
     fleet = fleet_from(inventory)
-    readings = read_fleet(fleet, plan_fleet(fleet, find_project()))
+    readings = read_fleet(fleet, plan_fleet(fleet, locations(ctx)))
     if json_output:
         print_json({"boxes": [r.as_json() for r in readings]})
     else:
@@ -48,7 +49,8 @@ def status(inventory: InventoryOption = DEFAULT_INVENTORY, json_output: JsonOpti
 
 
 @command
-def drift(inventory: InventoryOption = DEFAULT_INVENTORY, json_output: JsonOption = False) -> None:
+def drift(ctx: typer.Context, inventory: InventoryOption = DEFAULT_INVENTORY,
+          json_output: JsonOption = False) -> None:
     """Compare every file dnabox manages on the boxes with its desired content.
 
     Prints a unified diff (box -> desired) per drifted or missing file. Exit 1 on drift.
@@ -56,7 +58,7 @@ def drift(inventory: InventoryOption = DEFAULT_INVENTORY, json_output: JsonOptio
     Example: dnabox drift -i inventory/lab.yaml
     """
     fleet = fleet_from(inventory)
-    readings = read_fleet(fleet, plan_fleet(fleet, find_project()), with_diffs=True)
+    readings = read_fleet(fleet, plan_fleet(fleet, locations(ctx)), with_diffs=True)
     drifted = {r.box: r.diffs for r in readings if r.diffs}
     unreachable = {r.box: r.error for r in readings if r.state is None}
     if json_output:

@@ -14,15 +14,14 @@ from dnabox.cli.common import (
     JsonOption,
     command,
     fleet_from,
+    locations,
     print_json,
     stdout,
 )
 from dnabox.cli.progress import JsonLines, SiteProgress
 from dnabox.errors import DnaboxError
-from dnabox.plan.project import find_project
 from dnabox.plan.selection import select_boxes
 from dnabox.provision import runbooks
-from dnabox.provision.paths import state_dir
 
 app = typer.Typer(help="Day-2 runbooks: add/replace a box, drain, rolling upgrades, "
                        "diagnostics.", no_args_is_help=True)
@@ -49,7 +48,7 @@ def list_runbooks(json_output: JsonOption = False) -> None:
 
 @app.command()
 @command
-def show(name: Annotated[str, typer.Argument(help="Runbook name.")]) -> None:
+def show(ctx: typer.Context, name: Annotated[str, typer.Argument(help="Runbook name.")]) -> None:
     """Explain one runbook and show its playbook.
 
     Example: dnabox runbook show rolling_upgrade
@@ -58,14 +57,16 @@ def show(name: Annotated[str, typer.Argument(help="Runbook name.")]) -> None:
     out = stdout()
     out.print(f"[bold]{spec.name}[/]: {spec.summary}\n\n{spec.details}")
     if spec.playbook:
-        path = find_project().playbooks / "runbooks" / spec.playbook
-        out.rule(str(path.relative_to(find_project().root)))
+        where = locations(ctx)
+        path = where.runbooks / spec.playbook
+        out.rule(str(path.relative_to(where.assets)))
         out.print(path.read_text(encoding="utf-8"), markup=False, highlight=False)
 
 
 @app.command()
 @command
 def run(
+    ctx: typer.Context,
     name: Annotated[str, typer.Argument(help="Runbook name (see `dnabox runbook list`).")],
     inventory: InventoryOption = DEFAULT_INVENTORY,
     box: Annotated[list[str] | None, typer.Option("--box", "-b", help="Target boxes.")] = None,
@@ -94,21 +95,21 @@ def run(
     targets = select_boxes(fleet, boxes=box, sites=site, tiers=tier)
     renderer = JsonLines() if json_output else SiteProgress(stdout())
     with renderer:
-        ctx = runbooks.RunbookContext(fleet, find_project(), state_dir(fleet), renderer)
+        context = runbooks.RunbookContext(fleet, locations(ctx), renderer)
         if spec.name == "add_box":
-            report = runbooks.add_box(ctx, targets)
+            report = runbooks.add_box(context, targets)
         elif spec.name == "replace_box":
-            report = runbooks.replace_box(ctx, targets, force=force)
+            report = runbooks.replace_box(context, targets, force=force)
         elif spec.name == "rolling_upgrade":
             report = runbooks.rolling_upgrade(
-                ctx, targets, role=role, max_unavailable=max_unavailable, resume=resume,
-                verify=runbooks.ssh_verifier(ctx, role))
+                context, targets, role=role, max_unavailable=max_unavailable, resume=resume,
+                verify=runbooks.ssh_verifier(context, role))
         elif spec.name == "collect_diagnostics":
             dest.mkdir(parents=True, exist_ok=True)
-            report = runbooks.simple(ctx, name, targets,
+            report = runbooks.simple(context, name, targets,
                                      {"diagnostics_dest": str(dest.resolve())})
         else:
-            report = runbooks.simple(ctx, name, targets)
+            report = runbooks.simple(context, name, targets)
     if json_output:
         print_json({"runbook": report.name, "ok": report.ok, "message": report.message,
                     "batches": report.batches, "ran": report.ran})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -16,13 +17,15 @@ from dnabox.cli.common import (
     JsonOption,
     command,
     fleet_from,
+    locations,
     print_json,
     stdout,
 )
 from dnabox.errors import DnaboxError
 from dnabox.layers import stack_config
 
-app = typer.Typer(help="Pulumi stacks: one per cluster (see docs/STACKS.md).",
+app = typer.Typer(help="Pulumi stacks: one per cluster, named <fleet>-<cluster> "
+                       "(see docs/STACKS.md).",
                   no_args_is_help=True)
 
 ClusterOption = Annotated[
@@ -36,49 +39,58 @@ ParallelOption = Annotated[
 @app.command()
 @command
 def config(
+    ctx: typer.Context,
     inventory: InventoryOption = DEFAULT_INVENTORY,
     cluster: ClusterOption = None,
     output: Annotated[
-        Path, typer.Option("--output", "-o", help="Project directory (holds Pulumi.yaml).")
-    ] = Path("."),
+        Path | None, typer.Option("--output", "-o", help="Project directory (holds Pulumi.yaml; "
+                                  "default: the fleet repo).")
+    ] = None,
     check: Annotated[
         bool, typer.Option("--check", help="Write nothing; exit 1 if a file differs.")
     ] = False,
     json_output: JsonOption = False,
 ) -> None:
-    """Write Pulumi.<cluster>.yaml for each cluster of the fleet.
+    """Write the dnabox keys of Pulumi.<fleet>-<cluster>.yaml for each cluster of the fleet.
 
-    The inventory path is stored relative to the project directory, where the program
-    resolves it. --check verifies checked-in files are current (CI runs it).
+    Only dnabox:inventory, dnabox:cluster and dnabox:kubeconfig are written; every other
+    key of an existing file (encryptionsalt, secretsprovider, your own config) is kept. The
+    inventory path is stored relative to the project directory, where the program resolves
+    it. --check verifies checked-in files are current (CI runs it).
 
     Example: dnabox stack config -i inventory/smartx-playground.yaml --check
     """
     fleet = fleet_from(inventory)
-    reference = Path(os.path.relpath(inventory.resolve(), output.resolve())).as_posix()
-    files = stack_config.stack_files(fleet, reference, cluster)
-    stale = [name for name, text in files.items()
-             if not (output / name).is_file() or (output / name).read_text() != text]
+    project = output or locations(ctx).project
+    reference = Path(os.path.relpath(inventory.resolve(), project.resolve())).as_posix()
+    files = stack_config.stack_files(fleet, reference, project, cluster)
+    stale = [f.name for f in files if not f.current]
     if json_output:
-        print_json({"files": files, "stale": stale} if check else files)
+        listing = {f.name: f.text for f in files}
+        print_json({"files": listing, "stale": stale} if check else listing)
     if check:
         if stale:
             raise stack_config.StaleStackConfig(f"stale stack config: {', '.join(stale)}",
                               hint=f"run: dnabox stack config -i {inventory}")
         if not json_output:
-            stdout().print(f"[green]up to date[/]: {', '.join(files)}")
+            stdout().print(f"[green]up to date[/]: {', '.join(f.name for f in files)}")
         return
-    for name, text in files.items():
-        (output / name).write_text(text)
+    for f in files:
+        if not f.current:
+            (project / f.name).write_text(f.text, encoding="utf-8")
     if not json_output:
-        stdout().print(f"wrote {', '.join(str(output / n) for n in files)}")
+        written = [str(project / f.name) for f in files if not f.current]
+        stdout().print(f"wrote {', '.join(written)}" if written else
+                       f"up to date: {', '.join(f.name for f in files)}", soft_wrap=True)
 
 
-def _run(inventory: Path, cluster: str | None, operation: pulumi_adapter.Operation,
-         parallel: int, json_output: bool) -> None:
+def _run(ctx: typer.Context, inventory: Path, cluster: str | None,
+         operation: pulumi_adapter.Operation, parallel: int,
+         json_output: bool) -> list[pulumi_adapter.StackOutcome]:
     # The CLI check comes first: nothing else matters without it.
     pulumi_adapter.require_pulumi_cli()
     fleet = fleet_from(inventory)
-    jobs = pulumi_adapter.plan_jobs(fleet, inventory, operation, cluster)
+    jobs = pulumi_adapter.plan_jobs(fleet, inventory, operation, locations(ctx), cluster)
     outcomes = pulumi_adapter.run_stacks(jobs, parallel=parallel)
     if json_output:
         print_json([o.as_dict() for o in outcomes])
@@ -89,39 +101,65 @@ def _run(inventory: Path, cluster: str | None, operation: pulumi_adapter.Operati
         for o in outcomes:
             changes = ", ".join(f"{k} {v}" for k, v in sorted(o.changes.items())) or "-"
             result = "[green]ok[/]" if o.ok else f"[red]failed[/]\n{o.error}"
-            table.add_row(o.cluster, result, changes, o.log)
+            table.add_row(o.stack or o.cluster, result, changes, o.log)
         stdout().print(table)
-    failed = [o.cluster for o in outcomes if not o.ok]
+    failed = [o.stack or o.cluster for o in outcomes if not o.ok]
     if failed:
-        raise DnaboxError(f"{operation} failed on {len(failed)} of {len(outcomes)} stacks: "
+        raise StackFailed(f"{operation} failed on {len(failed)} of {len(outcomes)} stacks: "
                           f"{', '.join(failed)}", hint="read the logs listed above")
+    return outcomes
+
+
+class StackFailed(DnaboxError):
+    """A stack operation failed (its log says why)."""
+
+    exit_code = 1
 
 
 @app.command()
 @command
-def preview(inventory: InventoryOption = DEFAULT_INVENTORY, cluster: ClusterOption = None,
-            parallel: ParallelOption = 0, json_output: JsonOption = False) -> None:
+def preview(ctx: typer.Context, inventory: InventoryOption = DEFAULT_INVENTORY,
+            cluster: ClusterOption = None, parallel: ParallelOption = 0,
+            json_output: JsonOption = False) -> None:
     """Show what `up` would change on each cluster's stack, in parallel.
 
     Example: dnabox stack preview -i inventory/smartx-playground.yaml --cluster core
     """
-    _run(inventory, cluster, "preview", parallel, json_output)
+    _run(ctx, inventory, cluster, "preview", parallel, json_output)
 
 
 @app.command()
 @command
-def up(inventory: InventoryOption = DEFAULT_INVENTORY, cluster: ClusterOption = None,
-       parallel: ParallelOption = 0, json_output: JsonOption = False) -> None:
-    """Apply the layers (baseline, runtimes, networks, mesh) to each cluster, in parallel.
+def up(ctx: typer.Context, inventory: InventoryOption = DEFAULT_INVENTORY,
+       cluster: ClusterOption = None, parallel: ParallelOption = 0,
+       yes: Annotated[bool, typer.Option("--yes", help="Apply without the preview and the "
+                                         "question (CI).")] = False,
+       json_output: JsonOption = False) -> None:
+    """Preview each cluster's stack, ask, then apply the layers (baseline, runtimes,
+    networks, mesh), stacks in parallel.
 
-    Example: dnabox stack up -i inventory/smartx-playground.yaml
+    Without --yes the preview is shown first and nothing is applied unless you answer yes
+    (a non-interactive run without --yes stops after the preview).
+
+    Example: dnabox stack up -i inventory/smartx-playground.yaml --yes
     """
-    _run(inventory, cluster, "up", parallel, json_output)
+    if not yes:
+        if json_output:
+            raise DnaboxError("--json cannot ask before applying", hint="add --yes")
+        _run(ctx, inventory, cluster, "preview", parallel, json_output)
+        if not sys.stdin.isatty():
+            raise DnaboxError("not applied: the preview needs an answer and there is no "
+                              "terminal to ask", hint="add --yes to apply without asking")
+        if not typer.confirm("Apply these changes?", default=False):
+            stdout().print("not applied")
+            return
+    _run(ctx, inventory, cluster, "up", parallel, json_output)
 
 
 @app.command()
 @command
 def destroy(
+    ctx: typer.Context,
     inventory: InventoryOption = DEFAULT_INVENTORY,
     cluster: ClusterOption = None,
     yes: Annotated[bool, typer.Option("--yes", help="Confirm the destruction.")] = False,
@@ -135,4 +173,4 @@ def destroy(
     if not yes:
         raise DnaboxError("destroy removes every layer from the selected clusters",
                           hint="add --yes to confirm")
-    _run(inventory, cluster, "destroy", parallel, json_output)
+    _run(ctx, inventory, cluster, "destroy", parallel, json_output)

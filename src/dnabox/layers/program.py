@@ -1,4 +1,7 @@
-"""The Pulumi program behind ``stacks/__main__.py``: read config, compose the four layers."""
+"""The Pulumi program of every stack: read config, compose the four layers.
+
+Installed with dnabox; a fleet repo's ``stacks/__main__.py`` only calls :func:`main`.
+"""
 
 from __future__ import annotations
 
@@ -25,6 +28,7 @@ from dnabox.layers.components import (
 )
 from dnabox.layers.manifests import SUPPORTED_KUBERNETES, SYSTEM_NAMESPACE
 from dnabox.layers.mesh import mesh_plan
+from dnabox.locations import find_project
 
 
 @dataclass(frozen=True)
@@ -82,3 +86,11 @@ def compose(settings: StackSettings) -> dict[str, Any]:
         "mesh": mesh_layer.plan.mode,
         "meshReleases": sorted(mesh_layer.releases),
     }
+
+
+def main() -> None:
+    """Run as the stack's program: relative paths in the stack config resolve from the fleet
+    repo (the directory holding Pulumi.yaml), wherever Pulumi starts the program."""
+    settings = read_settings(pulumi.Config(stack_config.NAMESPACE), find_project())
+    for key, value in compose(settings).items():
+        pulumi.export(key, value)

@@ -13,12 +13,12 @@ from itertools import islice
 from typing import Any
 
 from dnabox.inventory.model import Box, Cluster, Fleet
+from dnabox.locations import Locations
 from dnabox.plan.artifacts import required_artifacts
 from dnabox.plan.catalogue import CATALOGUE
 from dnabox.plan.labels import node_layout
 from dnabox.plan.managed_files import read_table
 from dnabox.plan.network import box_network
-from dnabox.plan.project import ProjectPaths, find_project
 from dnabox.plan.roles import roles_for
 from dnabox.plan.runtimes import runtimes_for
 
@@ -90,7 +90,7 @@ def _pod_subnet(cluster: Cluster | None, box: Box) -> str:
     return str(subnet) if subnet is not None else ""
 
 
-def render_inventory(fleet: Fleet, project: ProjectPaths | None = None) -> dict[str, Any]:
+def render_inventory(fleet: Fleet, locations: Locations) -> dict[str, Any]:
     """A YAML-ready Ansible inventory: ``{"all": {"hosts": ..., "children": ...}}``."""
     children: dict[str, dict[str, Any]] = {}
 
@@ -120,18 +120,19 @@ def render_inventory(fleet: Fleet, project: ProjectPaths | None = None) -> dict[
             role = "control_plane" if box.name in cluster.control_planes else "worker"
             add(f"role_{role}", box.name)
     hosts = {box.name: host_vars(fleet, box) for box in fleet.boxes}
-    paths = project or find_project()
     return {
         "all": {
             "vars": {
                 "dnabox_fleet": fleet.name,
+                # Every play and template names the on-box state dir through this one variable.
+                "dnabox_state_dir": locations.on_box_state,
                 "dnabox_artifact_source": fleet.artifacts.source,
                 "dnabox_bundle_dir": fleet.artifacts.bundle_dir or "",
                 # Python 3 is on every supported box; naming it saves a discovery round trip.
                 "ansible_python_interpreter": "/usr/bin/python3",
-                "dnabox_templates_dir": str(paths.templates.resolve()),
+                "dnabox_templates_dir": str(locations.templates),
                 # templates/files.yml: each role renders its own entries.
-                "dnabox_managed_files": read_table(paths.templates),
+                "dnabox_managed_files": read_table(locations.templates),
                 "dnabox_artifacts": [a.model_dump() for a in fleet.artifacts.files],
                 **{f"{spec.name}_packages": list(spec.packages) for spec in CATALOGUE
                    if spec.packages},

@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from dnabox.inventory.model import Box, Fleet
+from dnabox.locations import ON_BOX_STATE_DIR
 from dnabox.plan.runtimes import runtimes_for
 
 # Whether a role applies to a box of a fleet (before the fleet's skip_roles).
@@ -72,7 +73,7 @@ CATALOGUE: tuple[RoleSpec, ...] = (
         packages=("ca-certificates", "kmod", "procps", "iptables", "chrony", "openssh-server",
                   "python3-apt", "iputils-ping"),
         apply_script="/usr/local/sbin/dnabox-base-apply", direct=True,
-        health_check="test -d /var/lib/dnabox",
+        health_check=f"test -d {ON_BOX_STATE_DIR}",
     ),
     RoleSpec(
         "container_runtime", packages=("containerd", "runc", "crun"),

@@ -20,9 +20,9 @@ import jinja2
 import yaml
 
 from dnabox.inventory.model import Box, Fleet
+from dnabox.locations import Locations
 from dnabox.plan.ansible_inventory import render_inventory
 from dnabox.plan.managed_files import read_table
-from dnabox.plan.project import ProjectPaths
 from dnabox.plan.roles import roles_for
 
 
@@ -115,30 +115,30 @@ def box_variables(inventory: dict[str, Any], box: str) -> dict[str, Any]:
     return merged
 
 
-def plan_fleet(fleet: Fleet, project: ProjectPaths,
+def plan_fleet(fleet: Fleet, locations: Locations,
                inventory: dict[str, Any] | None = None) -> dict[str, BoxPlan]:
     """Plan every box; pass the rendered ``inventory`` when the caller has it already."""
-    inventory = inventory or render_inventory(fleet, project)
-    managed = load_managed_files(project.templates)
-    env = template_environment(project.templates)
+    inventory = inventory or render_inventory(fleet, locations)
+    managed = load_managed_files(locations.templates)
+    env = template_environment(locations.templates)
     return {
-        box.name: _plan_box(fleet, box, inventory, managed, env, project)
+        box.name: _plan_box(fleet, box, inventory, managed, env, locations)
         for box in fleet.boxes
     }
 
 
 def _plan_box(fleet: Fleet, box: Box, inventory: dict[str, Any], managed: list[ManagedFile],
-              env: jinja2.Environment, project: ProjectPaths) -> BoxPlan:
+              env: jinja2.Environment, locations: Locations) -> BoxPlan:
     variables = box_variables(inventory, box.name)
     roles = []
     for role in roles_for(fleet, box):
-        role_dir = project.roles / role
+        role_dir = locations.roles / role
         content_hash, text = _role_text(role_dir) if role_dir.is_dir() else ("", "")
         context = {**_role_defaults(role_dir), **variables}
         files = []
         corpus = [text]
         for entry in (m for m in managed if m.role == role):
-            source = (project.templates / entry.src).read_text(encoding="utf-8")
+            source = (locations.templates / entry.src).read_text(encoding="utf-8")
             corpus.append(source)
             content = env.get_template(entry.src).render(context)
             files.append(RenderedFile(role, entry.dest, entry.mode, content))

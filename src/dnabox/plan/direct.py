@@ -20,9 +20,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from dnabox.locations import Locations
 from dnabox.plan.catalogue import CATALOGUE
 from dnabox.plan.desired import BoxPlan, RenderedFile
-from dnabox.plan.project import ProjectPaths
 
 # Roles the direct path can run, with the managed script holding their remaining steps
 # (None: packages and files are the whole role): a view of the catalogue.
@@ -65,9 +65,9 @@ class ProgramAssets:
     dpkg_recover: str
 
     @classmethod
-    def load(cls, project: ProjectPaths) -> ProgramAssets:
-        return cls(policy_rc=(project.roles / "base" / "files" / "policy-rc.d").read_text(),
-                   dpkg_recover=(project.playbooks / "files" / "dpkg-recover.sh").read_text())
+    def load(cls, locations: Locations) -> ProgramAssets:
+        return cls(policy_rc=(locations.roles / "base" / "files" / "policy-rc.d").read_text(),
+                   dpkg_recover=(locations.playbooks / "files" / "dpkg-recover.sh").read_text())
 
 
 _PRELUDE = """\

@@ -25,6 +25,8 @@ import re
 import socket
 from typing import Any, BinaryIO
 
+from dnabox.locations import Locations
+
 PROTOCOL_VERSION = 1
 SOCKET_NAME = "agent.sock"
 LOCK_NAME = "agent.lock"
@@ -71,9 +73,8 @@ def fleet_name_of(text: str) -> str | None:
 
 
 def state_dir_for(fleet_name: str) -> str:
-    """``$DNABOX_STATE_DIR/<fleet>`` or ``./.dnabox/<fleet>``, absolute; not created here."""
-    base = os.environ.get("DNABOX_STATE_DIR", ".dnabox")
-    return os.path.realpath(os.path.join(base, fleet_name))
+    """The fleet's state dir (:mod:`dnabox.locations`), absolute; not created here."""
+    return os.path.realpath(Locations.discover().fleet_state(fleet_name))
 
 
 def socket_path(state_dir: str) -> str | None:

@@ -19,18 +19,17 @@ from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
-from pathlib import Path
 
 from dnabox.adapters.ansible import HostStats, TaskEvent
 from dnabox.adapters.ssh import BoxConnection
 from dnabox.errors import DnaboxError
 from dnabox.inventory.model import Fleet
+from dnabox.locations import Locations
 from dnabox.plan.ansible_inventory import render_inventory
 from dnabox.plan.catalogue import formation_roles
 from dnabox.plan.dag import WorkUnit, build_dag
 from dnabox.plan.desired import BoxPlan, box_variables, plan_fleet
 from dnabox.plan.direct import ProgramAssets, build_program, direct_capable
-from dnabox.plan.project import ProjectPaths
 from dnabox.provision.direct import DirectOutcome
 from dnabox.provision.engine_parts import EngineParts, default_parts
 from dnabox.provision.events import Event, EventSink
@@ -85,15 +84,15 @@ def plan_id(plans: dict[str, BoxPlan]) -> str:
 
 
 class Provisioner:
-    def __init__(self, fleet: Fleet, project: ProjectPaths, state: Path, sink: EventSink,
+    def __init__(self, fleet: Fleet, locations: Locations, sink: EventSink,
                  options: UpOptions | None = None, parts: EngineParts | None = None) -> None:
         self.fleet = fleet
-        self.project = project
-        self.state = state
+        self.locations = locations
+        self.state = locations.ensure_fleet_state(fleet.name)
         self.sink = sink
         self.options = options or UpOptions()
-        self.inventory = render_inventory(fleet, project)
-        self.plans = plan_fleet(fleet, project, self.inventory)
+        self.inventory = render_inventory(fleet, locations)
+        self.plans = plan_fleet(fleet, locations, self.inventory)
         # What each box had converged, as read by preflight and updated after each run.
         self._stored: dict[str, dict[str, str]] = {}
         self._decisions: dict[str, list[RoleDecision]] = {}
@@ -107,7 +106,7 @@ class Provisioner:
         # Boxes on the direct path at once, whole fleet (site shards share it): 100 fresh
         # boxes fetching packages together overran the lab's repository (measured).
         self._direct_slots = threading.BoundedSemaphore(max(1, self.options.forks))
-        self._assets = ProgramAssets.load(project)
+        self._assets = ProgramAssets.load(locations)
 
     def _wanted(self, box: str) -> bool:
         return not self.options.only_boxes or box in self.options.only_boxes
@@ -275,9 +274,9 @@ class Provisioner:
     def _run_batch(self, roles: tuple[str, ...], boxes: list[str],
                    label: str) -> dict[str, HostStats]:
         result = self._run_playbook(
-            self.project.site_playbook, self.inventory,
+            self.locations.site_playbook, self.inventory,
             private_data_dir=self.state / "ansible" / label, limit=boxes, tags=list(roles),
-            forks=self.options.forks, roles_path=self.project.roles, on_event=self._task_event,
+            forks=self.options.forks, roles_path=self.locations.roles, on_event=self._task_event,
         )
         return result.hosts
 

@@ -1,6 +1,7 @@
 """What dnabox keeps on each box and reads back in one round trip.
 
-``/var/lib/dnabox/fingerprints.json`` holds the fingerprint of every role that converged.
+``fingerprints.json`` in the on-box state dir (``dnabox.locations.ON_BOX_STATE_DIR``) holds
+the fingerprint of every role that converged.
 Preflight reads it, the box's facts and the hashes of every managed file with a single
 command, so a converged box costs one round trip and nothing else.
 """
@@ -13,10 +14,10 @@ from dataclasses import dataclass, field
 
 from dnabox.adapters.ssh import BoxConnection
 from dnabox.errors import RemoteError
+from dnabox.locations import ON_BOX_STATE_DIR
 from dnabox.plan.desired import BoxPlan
 
-STATE_DIR = "/var/lib/dnabox"
-FINGERPRINTS = f"{STATE_DIR}/fingerprints.json"
+FINGERPRINTS = f"{ON_BOX_STATE_DIR}/fingerprints.json"
 _MARK = "@@dnabox-section@@"
 
 
@@ -115,7 +116,7 @@ def write_fingerprints(connection: BoxConnection, fingerprints: dict[str, str]) 
     """Atomically replace the box's fingerprint file (write, then rename)."""
     body = fingerprints_document(fingerprints)
     result = connection.run(
-        f"mkdir -p {STATE_DIR} && cat > {FINGERPRINTS}.tmp && mv {FINGERPRINTS}.tmp "
+        f"mkdir -p {ON_BOX_STATE_DIR} && cat > {FINGERPRINTS}.tmp && mv {FINGERPRINTS}.tmp "
         f"{FINGERPRINTS}", stdin=body, timeout=60)
     if result.rc != 0:
         raise RemoteError(f"{connection.box}: cannot record fingerprints: {result.stderr.strip()}")

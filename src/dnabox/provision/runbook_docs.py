@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from dnabox.plan.project import ProjectPaths, find_project
+from dnabox.locations import Locations
 from dnabox.provision.runbooks import ROLE_CHECKS, RUNBOOKS, RunbookSpec
 
 EXAMPLES: dict[str, list[str]] = {
@@ -27,7 +27,7 @@ EXAMPLES: dict[str, list[str]] = {
 }
 
 
-def render(spec: RunbookSpec, project: ProjectPaths) -> str:
+def render(spec: RunbookSpec, locations: Locations) -> str:
     lines = [f"# Runbook `{spec.name}`", "", f"{spec.summary}.", "", spec.details, "",
              "## Run it", "", "```bash", *EXAMPLES.get(spec.name, []), "```", "",
              "Targets: `--box`, `--site`, `--tier` (repeatable; all boxes when none is given). "
@@ -37,7 +37,7 @@ def render(spec: RunbookSpec, project: ProjectPaths) -> str:
         lines += [f"| {role} | `{check}` |" for role, check in ROLE_CHECKS.items()]
         lines.append("")
     if spec.playbook:
-        path = project.playbooks / "runbooks" / spec.playbook
+        path = locations.runbooks / spec.playbook
         lines += [f"## Playbook `playbooks/runbooks/{spec.playbook}`", "", "```yaml",
                   path.read_text(encoding="utf-8").rstrip(), "```", ""]
     else:
@@ -49,9 +49,9 @@ def render(spec: RunbookSpec, project: ProjectPaths) -> str:
 
 def main(out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
-    project = find_project()
+    locations = Locations.discover()
     for spec in RUNBOOKS.values():
-        (out / f"{spec.name}.md").write_text(render(spec, project), encoding="utf-8")
+        (out / f"{spec.name}.md").write_text(render(spec, locations), encoding="utf-8")
 
 
 if __name__ == "__main__":

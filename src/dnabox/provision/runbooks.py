@@ -17,15 +17,15 @@ from dnabox.adapters.ansible import PlaybookResult, run_playbook
 from dnabox.adapters.ssh import BoxConnection, ConnectionPool
 from dnabox.errors import DnaboxError
 from dnabox.inventory.model import Box, Fleet
+from dnabox.locations import Locations
 from dnabox.plan.ansible_inventory import render_inventory
 from dnabox.plan.catalogue import CATALOGUE
-from dnabox.plan.project import ProjectPaths
 from dnabox.plan.roles import roles_for
 from dnabox.provision.engine import Provisioner, UpOptions, UpReport
 from dnabox.provision.events import Event, EventSink
 from dnabox.provision.journal import Journal
 from dnabox.provision.lock import FleetLock
-from dnabox.provision.remote import write_fingerprints
+from dnabox.provision.remote import FINGERPRINTS, write_fingerprints
 
 
 @dataclass(frozen=True)
@@ -74,9 +74,12 @@ class RunbookReport:
 @dataclass(frozen=True)
 class RunbookContext:
     fleet: Fleet
-    project: ProjectPaths
-    state: Path
+    locations: Locations
     sink: EventSink
+
+    @property
+    def state(self) -> Path:
+        return self.locations.ensure_fleet_state(self.fleet.name)
 
 
 def spec(name: str) -> RunbookSpec:
@@ -87,7 +90,7 @@ def spec(name: str) -> RunbookSpec:
 
 
 def add_box(ctx: RunbookContext, boxes: Sequence[Box]) -> RunbookReport:
-    report = Provisioner(ctx.fleet, ctx.project, ctx.state, ctx.sink).up()
+    report = Provisioner(ctx.fleet, ctx.locations, ctx.sink).up()
     return _from_up("add_box", report, [b.name for b in boxes])
 
 
@@ -103,14 +106,14 @@ def replace_box(ctx: RunbookContext, boxes: Sequence[Box], *, force: bool) -> Ru
             write_fingerprints(connection, {})
             ctx.sink(Event("box", "info", box=box.name, message="state forgotten"))
     names = frozenset(b.name for b in boxes)
-    report = Provisioner(ctx.fleet, ctx.project, ctx.state, ctx.sink,
+    report = Provisioner(ctx.fleet, ctx.locations, ctx.sink,
                          UpOptions(only_boxes=names)).up()
     return _from_up("replace_box", report, sorted(names))
 
 
 def _converged_box_answers(connection: BoxConnection) -> bool:
     try:
-        result = connection.run("test -s /var/lib/dnabox/fingerprints.json", timeout=20)
+        result = connection.run(f"test -s {FINGERPRINTS}", timeout=20)
     except DnaboxError:
         return False
     return result.rc == 0
@@ -125,11 +128,11 @@ def _from_up(name: str, report: UpReport, boxes: list[str]) -> RunbookReport:
 
 def run_playbook_on(ctx: RunbookContext, playbook: str, boxes: Sequence[Box], *,
                     extravars: dict[str, Any] | None = None, label: str = "") -> PlaybookResult:
-    path = ctx.project.playbooks / "runbooks" / playbook
+    path = ctx.locations.runbooks / playbook
     return run_playbook(
-        path, render_inventory(ctx.fleet, ctx.project),
+        path, render_inventory(ctx.fleet, ctx.locations),
         private_data_dir=ctx.state / "ansible" / f"runbook-{label or path.stem}",
-        limit=[b.name for b in boxes], extravars=extravars, roles_path=ctx.project.roles,
+        limit=[b.name for b in boxes], extravars=extravars, roles_path=ctx.locations.roles,
         on_event=lambda e: ctx.sink(Event("task", "failed" if e.status in {
             "failed", "unreachable"} else "info", box=e.host,
             message=f"{e.task}: {e.message}" if e.message else e.task,
