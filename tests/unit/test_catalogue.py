@@ -10,6 +10,7 @@ import yaml
 
 from dnabox.inventory import load_fleet
 from dnabox.inventory.model import BootstrapRole, Distribution
+from dnabox.locations import ASSETS, Locations
 from dnabox.plan.ansible_inventory import render_inventory
 from dnabox.plan.artifacts import required_artifacts
 from dnabox.plan.catalogue import CATALOGUE, ROLE_ORDER, RoleSpec, all_packages, role_spec
@@ -30,8 +31,8 @@ def test_names_are_unique_and_the_inventory_accepts_exactly_them() -> None:
 def test_each_role_has_its_ansible_role_and_its_managed_files(spec: RoleSpec) -> None:
     name = spec.name
     assert role_spec(name) is spec
-    assert (ROOT / "playbooks" / "roles" / name / "tasks" / "main.yml").is_file()
-    table = yaml.safe_load((ROOT / "templates" / "files.yml").read_text())
+    assert (ASSETS / "playbooks" / "roles" / name / "tasks" / "main.yml").is_file()
+    table = yaml.safe_load((ASSETS / "templates" / "files.yml").read_text())
     dests = [e["dest"] for e in table if e["role"] == name]
     if spec.apply_script is not None:
         assert spec.apply_script in dests, f"{name}: its apply script is not a managed file"
@@ -42,7 +43,7 @@ def test_the_tables_are_views_of_the_catalogue() -> None:
     assert {s.name: s.health_check for s in CATALOGUE} == ROLE_CHECKS
     assert all_packages() == sorted({p for s in CATALOGUE for p in s.packages})
     fleet = load_fleet(ROOT / "inventory" / "lab.yaml")
-    variables = render_inventory(fleet)["all"]["vars"]
+    variables = render_inventory(fleet, Locations.discover(ROOT))["all"]["vars"]
     for spec in CATALOGUE:
         if spec.packages:
             assert variables[f"{spec.name}_packages"] == list(spec.packages)
