@@ -315,10 +315,57 @@ CASES = [
     Bad("pod-cidr-overlaps-an-overlay",
         after(END, f"    pod_cidr: 10.250.0.0/16  {MARK}\n"),
         "clusters[2].pod_cidr", "overlaps overlay ov (10.250.0.0/24)"),
+    # --- cross-checks: Kubernetes versions and the skew policy ---
+    Bad("unsupported-kubernetes-minor",
+        after(END, f'    kubernetes_version: "1.32"  {MARK}\n'),
+        "clusters[2].kubernetes_version", "Kubernetes 1.32 is not supported; use one of "
+        "1.35, 1.36, 1.37"),
+    Bad("kubernetes-1.36-on-debian-containerd",
+        after(END, f'    kubernetes_version: "1.36"  {MARK}\n'),
+        "clusters[2].kubernetes_version", "needs containerd 2 on every node (1.x runs up to "
+        "Kubernetes 1.35) and bookworm ships 1.6.20; set containerd.version"),
+    Bad("kubelet-newer-than-the-api-server",
+        edit(("    site: edge\n    address: 10.1.2.12\n",
+              f'    site: edge\n    address: 10.1.2.12\n    kubelet_version: "1.36"  {MARK}\n')),
+        "boxes[2].kubelet_version", "kubelet 1.36 would be newer than the API server of edge "
+             "(1.35); the skew policy forbids it"),
+    Bad("kubelet-four-minors-behind",
+        edit(("    site: edge\n    address: 10.1.2.12\n",
+              f'    site: edge\n    address: 10.1.2.12\n    kubelet_version: "1.31"  {MARK}\n')),
+        "boxes[2].kubelet_version", "kubelet 1.31 is 4 minors older than the API server of "
+             "edge (1.35); at most 3 are allowed"),
+    Bad("control-plane-kubelet-lags",
+        edit(("    site: edge\n    address: 10.1.2.11\n",
+              f'    site: edge\n    address: 10.1.2.11\n    kubelet_version: "1.34"  {MARK}\n')),
+        "boxes[1].kubelet_version", "edge-1 is a control plane of edge: its kubelet runs the "
+             "cluster's version 1.35"),
+    Bad("containerd-version-not-2",
+        BASE + f'containerd: {{version: "1.7.24"}}  {MARK}\n',
+        "containerd.version", "a containerd 2 release, 2.N.N"),
+    Bad("unknown-debian-release",
+        edit(("    site: end\n    address: 10.1.9.11\n",
+              f"    site: end\n    address: 10.1.9.11\n    os: buster  {MARK}\n")),
+        "boxes[3].os", "'bookworm' or 'trixie'"),
+    Bad("gpu-count-zero",
+        edit(("    site: end\n    address: 10.1.9.11\n",
+              "    site: end\n    address: 10.1.9.11\n"
+              f"    accelerators: [{{vendor: nvidia, count: 0}}]  {MARK}\n")),
+        "boxes[3].accelerators[0].count", "greater than or equal to 1"),
     # --- cross-checks: artifacts ---
     Bad("offline-without-bundle-dir",
         edit(("artifacts:\n", f"artifacts:  {MARK}\n  source: offline\n")),
         "artifacts.bundle_dir", "source 'offline' needs bundle_dir"),
+    Bad("artifact-twice-for-one-arch",
+        edit(("      role: kubernetes\n", "      role: kubernetes\n      arch: arm64\n"
+              f"    - {{name: kubeadm, url: https://x, sha256: {SHA}, role: kubernetes,  {MARK}\n"
+              "       arch: arm64}\n")),
+        "artifacts.files[1].name", "duplicate artifact kubeadm (arm64)"),
+    Bad("artifact-with-and-without-arch",
+        edit(("      role: kubernetes\n", "      role: kubernetes\n"
+              f"    - {{name: kubeadm, url: https://x, sha256: {SHA}, role: kubernetes,\n"
+              f"       arch: arm64}}  {MARK}\n")),
+        "artifacts.files[1].arch", "declare it either once without arch or once per "
+        "architecture"),
 ]
 
 

@@ -1,60 +1,32 @@
-"""RuntimeClass handlers against the containerd config the bootstrap renders.
+"""RuntimeClass handlers against the containerd config the bootstrap writes, in both formats.
 
 Pods of a RuntimeClass land on the nodes its nodeSelector picks; each of those nodes'
 containerd must have a runtime table named after the class's handler (peers' users saw Kata
-pods silently run on runc when the two drifted apart).
+pods silently run on runc when the two drifted apart). The config each node gets is the
+real one: its dnabox.toml merged by its dnabox-containerd-config, as containerd 1.7 (config
+v2) and 2.1 (config v3) would have it.
 """
 
 from __future__ import annotations
 
-import tomllib
 from pathlib import Path
-from typing import Any
 
-import jinja2
-import jinja2.meta
 import pytest
-import yaml
+from containerd_merge import box_containerd, runtimes_of
 
 from dnabox.inventory import load_fleet
 from dnabox.layers import baseline, runtimes
-from dnabox.locations import ASSETS, Locations
-from dnabox.plan.ansible_inventory import render_inventory
-from dnabox.plan.desired import box_variables, template_environment
 from dnabox.plan.runtimes import RUNTIMES
 
 ROOT = Path(__file__).resolve().parents[2]
-TEMPLATE = "containerd/config.toml.j2"
-ROLE_DEFAULTS = ASSETS / "playbooks" / "roles" / "container_runtime" / "defaults" / "main.yml"
 SAMPLES = ("inventory/lab.yaml", "inventory/smartx-playground.yaml")
 
-pytestmark = pytest.mark.skipif(not (ASSETS / "templates" / TEMPLATE).is_file(),
-                                reason="the containerd template is not in this checkout")
 
-
-def rendered_runtimes(inventory: dict[str, Any], box: str) -> dict[str, Any]:
-    """The runtime tables of ``box``'s rendered containerd config.toml."""
-    project = Locations.discover(ROOT)
-    env = template_environment(project.templates)
-    context: dict[str, Any] = {}
-    if ROLE_DEFAULTS.is_file():
-        context.update(yaml.safe_load(ROLE_DEFAULTS.read_text()) or {})
-    context.update(box_variables(inventory, box))
-    # Role settings unrelated to runtimes (paths, sandbox image) may not exist yet in this
-    # checkout; stand-ins keep the file parseable without touching the runtime tables.
-    source = (project.templates / TEMPLATE).read_text()
-    for name in jinja2.meta.find_undeclared_variables(env.parse(source)):
-        context.setdefault(name, True)
-    config = tomllib.loads(env.get_template(TEMPLATE).render(context))
-    cri = config["plugins"]["io.containerd.grpc.v1.cri"]
-    tables: dict[str, Any] = cri["containerd"]["runtimes"]
-    return tables
-
-
+@pytest.mark.parametrize("version", ["1.7.24", "2.1.4"])
 @pytest.mark.parametrize("path", SAMPLES)
-def test_every_runtime_class_handler_is_a_runtime_table_on_its_nodes(path: str) -> None:
+def test_every_runtime_class_handler_is_a_runtime_table_on_its_nodes(
+        path: str, version: str, tmp_path: Path) -> None:
     fleet = load_fleet(ROOT / path)
-    inventory = render_inventory(fleet, Locations.discover(ROOT))
     checked = 0
     for cluster in fleet.clusters:
         patches = baseline.node_patches(fleet, cluster)
@@ -64,7 +36,9 @@ def test_every_runtime_class_handler_is_a_runtime_table_on_its_nodes(path: str) 
                      if p["metadata"]["labels"].get(label) == value]
             assert nodes
             for node in nodes:
-                tables = rendered_runtimes(inventory, node)
+                files = box_containerd(fleet, node, tmp_path / f"{rc['handler']}-{node}")
+                files.merge(version)
+                tables = runtimes_of(files.parsed())
                 assert rc["handler"] in tables, f"{node}: no containerd runtime {rc['handler']}"
                 spec = RUNTIMES[rc["metadata"]["name"]]
                 assert tables[rc["handler"]]["runtime_type"] == spec.runtime_type

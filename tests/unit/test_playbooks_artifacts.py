@@ -131,11 +131,13 @@ class FakeApt:
 
     def __init__(self) -> None:
         self.downloads: list[str] = []
+        self.architectures: list[str] = []
 
-    def closure(self, packages: list[str]) -> list[str]:
+    def closure(self, packages: list[str], arch: str) -> list[str]:
+        self.architectures.append(arch)
         return sorted({*packages, "libfake1"})
 
-    def download(self, packages: list[str], into: Path) -> None:
+    def download(self, packages: list[str], into: Path, arch: str) -> None:
         for name in packages:
             self.downloads.append(name)
             root = into.parent / "build" / name

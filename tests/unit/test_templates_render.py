@@ -85,7 +85,7 @@ def test_strict_undefined_refuses_a_missing_variable() -> None:
     values = context(fleet_of("lab"), "core-1", "container_runtime")
     del values["dnabox_runtimes"]
     with pytest.raises(jinja2.UndefinedError, match="dnabox_runtimes"):
-        env.get_template("containerd/config.toml.j2").render(values)
+        env.get_template("containerd/dnabox.toml.j2").render(values)
 
 
 @pytest.mark.parametrize("sample", SAMPLES)
@@ -124,9 +124,9 @@ def test_ansible_renders_every_file_exactly_like_the_planner(sample: str) -> Non
 def test_containerd_config_has_one_runtime_table_per_handler(sample: str) -> None:
     fleet = fleet_of(sample)
     for box in fleet.boxes:
-        config = tomllib.loads(render(fleet, box.name, "containerd/config.toml.j2"))
-        assert config["version"] == 2
-        runtimes = config["plugins"]["io.containerd.grpc.v1.cri"]["containerd"]["runtimes"]
+        # dnabox's part of the config; test_containerd_config merges it in both formats.
+        runtimes = tomllib.loads(render(fleet, box.name, "containerd/dnabox.toml.j2"))[
+            "runtimes"]
         specs = {r.handler: r for r in runtimes_for(fleet, box)}
         assert set(runtimes) == set(specs)
         for handler, spec in specs.items():
@@ -137,11 +137,10 @@ def test_containerd_config_has_one_runtime_table_per_handler(sample: str) -> Non
 
 def test_lab_core_box_gets_kata_and_apptainer_handlers_end_device_only_runc() -> None:
     fleet = fleet_of("lab")
-    core = tomllib.loads(render(fleet, "core-1", "containerd/config.toml.j2"))
-    end = tomllib.loads(render(fleet, "end-a-1", "containerd/config.toml.j2"))
-    cri = "io.containerd.grpc.v1.cri"
-    assert set(core["plugins"][cri]["containerd"]["runtimes"]) == {"runc", "kata", "apptainer"}
-    assert set(end["plugins"][cri]["containerd"]["runtimes"]) == {"runc"}
+    core = tomllib.loads(render(fleet, "core-1", "containerd/dnabox.toml.j2"))
+    end = tomllib.loads(render(fleet, "end-a-1", "containerd/dnabox.toml.j2"))
+    assert set(core["runtimes"]) == {"runc", "kata", "apptainer"}
+    assert set(end["runtimes"]) == {"runc"}
 
 
 @pytest.mark.parametrize("sample", SAMPLES)

@@ -2,15 +2,19 @@
 
 Layout of a bundle directory::
 
-    debs/            the Debian packages of every role, with their dependency closure,
-                     and a flat repository index (Packages) apt reads with [trusted=yes]
+    debs/            the Debian packages of every role, with their dependency closure, for
+                     every architecture the fleet's boxes have, and a flat repository index
+                     (Packages) apt reads with [trusted=yes] (it picks its own architecture)
     debs.tar         the same as bundle/..., which the base role unpacks on each box
-    files/<name>     each declared binary artifact, verified against its sha256
+    files/<name>     each declared artifact without an architecture, verified (sha256)
+    files/<arch>/<name>  each declared artifact built for one architecture
     SHA256SUMS       checksums of every file above
     manifest.json    what the bundle holds and for which fleet
 
 Packages come from ``apt-get download`` on this machine, or inside a Debian root
 filesystem (``--rootfs``, e.g. the lab's cached bookworm) when this machine is not Debian.
+Packages of another architecture than the machine's are asked for as ``name:arch``, which
+needs that architecture enabled there (``dpkg --add-architecture arm64 && apt-get update``).
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ from typing import Protocol
 
 from dnabox.errors import DnaboxError, EnvironmentProblem
 from dnabox.inventory.model import Artifact, Fleet
-from dnabox.plan.artifacts import ArtifactMissing, missing_artifacts, sha256_of
+from dnabox.plan.artifacts import ArtifactMissing, bundle_path, missing_artifacts, sha256_of
 from dnabox.plan.catalogue import all_packages
 
 
@@ -39,11 +43,11 @@ class BundleError(DnaboxError):
 
 
 class PackageSource(Protocol):
-    def closure(self, packages: list[str]) -> list[str]:
-        """``packages`` and everything they depend on (real package names only)."""
+    def closure(self, packages: list[str], arch: str) -> list[str]:
+        """``packages`` and everything they depend on for ``arch`` (real names only)."""
 
-    def download(self, packages: list[str], into: Path) -> None:
-        """Leave one .deb per package in ``into``."""
+    def download(self, packages: list[str], into: Path, arch: str) -> None:
+        """Leave one .deb per package, built for ``arch`` (or ``all``), in ``into``."""
 
 
 @dataclass(frozen=True)
@@ -65,16 +69,23 @@ class AptPackageSource:
                                    "that apt can reach its mirror (apt-get update)")
         return done.stdout
 
-    def closure(self, packages: list[str]) -> list[str]:
+    def _native(self) -> str:
+        return self._run(["dpkg", "--print-architecture"]).strip()
+
+    def _qualified(self, packages: list[str], arch: str) -> list[str]:
+        return packages if arch == self._native() else [f"{p}:{arch}" for p in packages]
+
+    def closure(self, packages: list[str], arch: str) -> list[str]:
         out = self._run(["apt-cache", "depends", "--recurse", "--no-recommends",
                          "--no-suggests", "--no-conflicts", "--no-breaks", "--no-replaces",
-                         "--no-enhances", *packages])
+                         "--no-enhances", *self._qualified(packages, arch)])
         # Top-level lines name packages; indented lines are relations; <name> is virtual.
-        names = {line.strip() for line in out.splitlines()
+        names = {line.strip().split(":")[0] for line in out.splitlines()
                  if line and not line[0].isspace() and not line.startswith("<")}
         return sorted(names)
 
-    def download(self, packages: list[str], into: Path) -> None:
+    def download(self, packages: list[str], into: Path, arch: str) -> None:
+        packages = self._qualified(packages, arch)
         if self.rootfs is None:
             self._run(["apt-get", "download", *packages], cwd=into)
             return
@@ -111,7 +122,8 @@ def build_bundle(fleet: Fleet, out: Path, *, source: PackageSource | None = None
                  fetch: Fetch = fetch_url,
                  on_progress: Callable[[str], None] = lambda _message: None) -> BundleReport:
     """Collect the fleet's Debian packages and declared artifacts into ``out``."""
-    undeclared = [m for m in missing_artifacts(fleet) if m.reason == "not declared"]
+    undeclared = [m for m in missing_artifacts(fleet)
+                  if m.reason == "not declared" or m.reason.startswith("no ")]
     if undeclared:
         raise ArtifactMissing(
             "the fleet needs artifacts it does not declare:\n"
@@ -124,31 +136,45 @@ def build_bundle(fleet: Fleet, out: Path, *, source: PackageSource | None = None
     debs.mkdir(parents=True, exist_ok=True)
     files.mkdir(parents=True, exist_ok=True)
 
-    on_progress("resolving the dependency closure of "
-                f"{len(all_packages())} packages")
-    packages = source.closure(all_packages())
-    present = {deb.name.split("_", 1)[0] for deb in debs.glob("*.deb")}
-    todo = [p for p in packages if p not in present]
-    if todo:
-        on_progress(f"downloading {len(todo)} packages")
-        source.download(todo, debs)
+    architectures = sorted({fleet.arch_of(box) for box in fleet.boxes})
+    for arch in architectures:
+        on_progress(f"resolving the dependency closure of {len(all_packages())} packages "
+                    f"({arch})")
+        packages = source.closure(all_packages(), arch)
+        present = {name for name, deb_arch in map(_deb_name_arch, debs.glob("*.deb"))
+                   if deb_arch in {arch, "all"}}
+        todo = [p for p in packages if p not in present]
+        if todo:
+            on_progress(f"downloading {len(todo)} packages ({arch})")
+            source.download(todo, debs, arch)
     write_package_index(debs)
     _write_repo_tar(debs, out / "debs.tar")
 
     for artifact in fleet.artifacts.files:
-        on_progress(f"artifact {artifact.name}")
-        _collect_artifact(artifact, files / artifact.name, fetch)
+        on_progress(f"artifact {artifact.name}" + (f" ({artifact.arch})" if artifact.arch
+                                                   else ""))
+        dest = out / bundle_path(artifact)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        _collect_artifact(artifact, dest, fetch)
 
     _write_checksums(out)
     collected = sorted(deb.name for deb in debs.glob("*.deb"))
     manifest = {
         "fleet": fleet.name,
         "packages": collected,
-        "artifacts": [{"name": a.name, "role": a.role, "sha256": a.sha256}
+        "architectures": architectures,
+        "artifacts": [{"name": a.name, "role": a.role, "sha256": a.sha256,
+                       "arch": a.arch, "path": bundle_path(a)}
                       for a in fleet.artifacts.files],
     }
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
     return BundleReport(out, collected, [a.name for a in fleet.artifacts.files])
+
+
+def _deb_name_arch(deb: Path) -> tuple[str, str]:
+    """``name_version_arch.deb`` -> (name, arch)."""
+    parts = deb.stem.split("_")
+    return parts[0], parts[-1] if len(parts) >= 3 else "all"
 
 
 def _collect_artifact(artifact: Artifact, dest: Path, fetch: Fetch) -> None:

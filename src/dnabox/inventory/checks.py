@@ -11,6 +11,13 @@ from ipaddress import IPv4Address, IPv4Network
 
 from dnabox.errors import Problem
 from dnabox.inventory.model import Fleet
+from dnabox.inventory.platforms import (
+    KUBELET_MAX_SKEW,
+    KUBERNETES_MINORS,
+    LAST_KUBERNETES_ON_CONTAINERD_1,
+    RELEASES,
+    minor_number,
+)
 from dnabox.inventory.yaml_source import PathKey, SourceDoc, format_path
 
 Finding = tuple[PathKey, str]
@@ -313,15 +320,74 @@ def _runtime_rules(
 
 
 def artifacts_sound(fleet: Fleet) -> Iterator[Finding]:
-    """Source `offline` names a bundle_dir; artifact names are unique."""
+    """Source `offline` names a bundle_dir; an artifact name is declared once per
+    architecture (or once for every architecture, without `arch`)."""
     if fleet.artifacts.source == "offline" and not fleet.artifacts.bundle_dir:
         yield ("artifacts", "bundle_dir"), (
             "source 'offline' needs bundle_dir (build one with `dnabox bundle build`)"
         )
     yield from _unique(
-        ((("artifacts", "files", i, "name"), a.name) for i, a in enumerate(fleet.artifacts.files)),
-        "artifact name",
+        ((("artifacts", "files", i, "name"), f"{a.name} ({a.arch or 'any architecture'})")
+         for i, a in enumerate(fleet.artifacts.files)),
+        "artifact",
     )
+    any_arch = {a.name for a in fleet.artifacts.files if a.arch is None}
+    for i, artifact in enumerate(fleet.artifacts.files):
+        if artifact.arch is not None and artifact.name in any_arch:
+            yield ("artifacts", "files", i, "arch"), (
+                f"artifact {artifact.name} is also declared without arch (for every "
+                "architecture); declare it either once without arch or once per architecture"
+            )
+
+
+def kubernetes_versions_sound(fleet: Fleet) -> Iterator[Finding]:
+    """A cluster runs a Kubernetes minor upstream supports (1.35, 1.36, 1.37). A box's
+    kubelet is never newer than its cluster's API server and at most three minors older.
+    Kubernetes after 1.35 needs containerd 2 on every member: Debian's containerd is 1.x,
+    so such a fleet sets `containerd.version`."""
+    supported = ", ".join(KUBERNETES_MINORS)
+    index = {b.name: i for i, b in enumerate(fleet.boxes)}
+    for i, cluster in enumerate(fleet.clusters):
+        path: PathKey = ("clusters", i, "kubernetes_version")
+        if cluster.kubernetes_version not in KUBERNETES_MINORS:
+            yield path, (
+                f"Kubernetes {cluster.kubernetes_version} is not supported; use one of "
+                f"{supported} (upstream supports the three newest minors)"
+            )
+        api = minor_number(cluster.kubernetes_version)
+        for name in cluster.members:
+            if name not in index:
+                continue
+            box = fleet.boxes[index[name]]
+            kubelet = minor_number(fleet.kubelet_version_of(box, cluster))
+            where: PathKey = ("boxes", index[name], "kubelet_version")
+            if box.kubelet_version is not None and name in cluster.control_planes and (
+                    kubelet != api):
+                yield where, (
+                    f"{name} is a control plane of {cluster.name}: its kubelet runs the "
+                    f"cluster's version {cluster.kubernetes_version}"
+                )
+            elif kubelet > api:
+                yield where, (
+                    f"kubelet 1.{kubelet} would be newer than the API server of "
+                    f"{cluster.name} (1.{api}); the skew policy forbids it"
+                )
+            elif api - kubelet > KUBELET_MAX_SKEW:
+                yield where, (
+                    f"kubelet 1.{kubelet} is {api - kubelet} minors older than the API server "
+                    f"of {cluster.name} (1.{api}); at most {KUBELET_MAX_SKEW} are allowed"
+                )
+        if fleet.containerd.version is None and api > minor_number(
+                LAST_KUBERNETES_ON_CONTAINERD_1):
+            releases = sorted({fleet.os_of(fleet.boxes[index[n]]) for n in cluster.members
+                               if n in index})
+            shipped = ", ".join(f"{r} ships {RELEASES[r].containerd}" for r in releases)
+            yield path, (
+                f"Kubernetes {cluster.kubernetes_version} needs containerd 2 on every node "
+                f"(1.x runs up to Kubernetes {LAST_KUBERNETES_ON_CONTAINERD_1}) and {shipped}; "
+                "set containerd.version (e.g. 2.1.4) and declare artifact containerd-static, "
+                f"or use Kubernetes {LAST_KUBERNETES_ON_CONTAINERD_1}"
+            )
 
 
 CHECKS: tuple[Callable[[Fleet], Iterator[Finding]], ...] = (
@@ -334,4 +400,5 @@ CHECKS: tuple[Callable[[Fleet], Iterator[Finding]], ...] = (
     overlays_sound,
     clusters_sound,
     artifacts_sound,
+    kubernetes_versions_sound,
 )

@@ -15,6 +15,14 @@ from typing import Annotated, Literal, NamedTuple
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr
 from pydantic_core import PydanticCustomError
 
+from dnabox.inventory.platforms import (
+    DEFAULT_ARCHITECTURE,
+    DEFAULT_KUBERNETES,
+    DEFAULT_RELEASE,
+    Architecture,
+    DebianRelease,
+)
+
 Tier = Literal["core", "edge", "end"]
 Size = Literal["large", "medium", "small"]
 Runtime = Literal["runc", "kata", "apptainer"]
@@ -22,6 +30,8 @@ Mesh = Literal["istio", "linkerd", "none"]
 Distribution = Literal["kubeadm", "k3s"]
 Topology = Literal["mesh", "hub"]
 PlanePurpose = Literal["management", "control", "data"]
+AcceleratorVendor = Literal["nvidia"]
+GpuStack = Literal["device-plugin", "gpu-operator"]
 
 
 class TextFormat(NamedTuple):
@@ -38,6 +48,7 @@ PLANE_NAME_PATTERN = r"^[A-Za-z0-9+_-]{1,16}$"
 HOST_KEY_PATTERN = r"^SHA256:[A-Za-z0-9+/]{43}=?$"
 SHA256_PATTERN = r"^[0-9a-f]{64}$"
 K8S_VERSION_PATTERN = r"^1\.\d{2}$"
+CONTAINERD_VERSION_PATTERN = r"^2\.\d+\.\d+$"
 
 # Keyed by pattern: a pydantic pattern error carries only the pattern, and the message
 # must say which kind of text was expected.
@@ -57,7 +68,9 @@ TEXT_FORMATS: dict[str, TextFormat] = {
         "sha256 digest", "64 lower-case hex digits, as `sha256sum` prints them",
         "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"),
     K8S_VERSION_PATTERN: TextFormat(
-        "Kubernetes version", "a minor version, 1.NN", "1.30"),
+        "Kubernetes version", "a minor version, 1.NN", "1.36"),
+    CONTAINERD_VERSION_PATTERN: TextFormat(
+        "containerd release", "a containerd 2 release, 2.N.N", "2.1.4"),
 }
 
 # DNS-label names: they become hostnames, Kubernetes label values and Pulumi stack names.
@@ -68,6 +81,7 @@ PlaneName = Annotated[str, Field(pattern=PLANE_NAME_PATTERN)]
 HostKeyFingerprint = Annotated[str, Field(pattern=HOST_KEY_PATTERN)]
 Sha256 = Annotated[str, Field(pattern=SHA256_PATTERN)]
 KubernetesVersion = Annotated[str, Field(pattern=K8S_VERSION_PATTERN)]
+ContainerdRelease = Annotated[str, Field(pattern=CONTAINERD_VERSION_PATTERN)]
 
 # Numbers are strict: YAML reads `vni: yes` as true and pydantic would take it for 1,
 # and a quoted "22" is a string the author did not mean as a number.
@@ -189,6 +203,17 @@ class Interface(Strict):
     """The box's address on the plane, with prefix (10.30.1.11/24)."""
 
 
+class Accelerator(Strict):
+    """A kind of GPU in a box."""
+
+    vendor: AcceleratorVendor
+    """Who makes it (dnabox sets up NVIDIA GPUs)."""
+    count: Annotated[int, Field(strict=True, ge=1, le=64)] = 1
+    """How many the box holds."""
+    model: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")] = ""
+    """The model (e.g. A100-80GB), shown as a node label; letters, digits, '.', '_', '-'."""
+
+
 class Box(Strict):
     """A hyper-converged server: compute, storage and OVS networking in one box."""
 
@@ -210,6 +235,18 @@ class Box(Strict):
     overlay_addresses: dict[Name, AddressWithPrefix] = Field(default_factory=dict)
     """Overlay name -> the box's address/prefix on that overlay; listing an overlay here
     makes the box a member of it."""
+    os: DebianRelease | None = None
+    """The box's Debian release; unset: `defaults.os`. Preflight reads the real one and
+    stops the box when they differ."""
+    arch: Architecture | None = None
+    """The box's CPU architecture; unset: `defaults.arch`. Preflight reads the real one and
+    stops the box when they differ; artifacts are picked per architecture."""
+    accelerators: list[Accelerator] = Field(default_factory=list)
+    """GPUs in the box. An NVIDIA one gives the box the NVIDIA container toolkit, the
+    `nvidia` runtime handler and CDI, and its node the GPU labels."""
+    kubelet_version: KubernetesVersion | None = None
+    """This box's kubelet minor when it lags its cluster (a device not yet upgraded);
+    unset: the cluster's `kubernetes_version`. Checked against the version skew policy."""
 
 
 class Overlay(Strict):
@@ -245,8 +282,9 @@ class Cluster(Strict):
     """The cluster's name; it names the Pulumi stack."""
     distribution: Distribution = "kubeadm"
     """How Kubernetes is installed."""
-    kubernetes_version: KubernetesVersion = "1.30"
-    """The Kubernetes minor version."""
+    kubernetes_version: KubernetesVersion = DEFAULT_KUBERNETES
+    """The Kubernetes minor the control plane runs; one of the minors upstream supports
+    (see the cross-checks). Minors after 1.35 need containerd 2 (`containerd.version`)."""
     control_planes: list[Name]
     """Boxes running the control plane: at least one, an odd count (etcd quorum)."""
     workers: list[Name] = Field(default_factory=list)
@@ -260,6 +298,9 @@ class Cluster(Strict):
     edge boxes; `apptainer` needs core boxes."""
     mesh: Mesh = "none"
     """The service mesh; `istio` does not fit a cluster of end-tier devices only."""
+    gpu_stack: GpuStack = "device-plugin"
+    """How GPUs are offered to pods where members hold NVIDIA GPUs: the NVIDIA device plugin
+    DaemonSet, or the GPU Operator's Helm release (its driver and toolkit left to dnabox)."""
 
     @property
     def members(self) -> list[str]:
@@ -277,6 +318,18 @@ class Artifact(Strict):
     """Its sha256 digest, checked after every download and bundle copy."""
     role: str
     """The bootstrap role that consumes it; lets the bundle report what is missing per role."""
+    arch: Architecture | None = None
+    """The CPU architecture the file is built for; unset: any (scripts, data). One entry per
+    architecture the fleet's boxes have, all with the same name."""
+
+
+class Containerd(Strict):
+    """Which containerd the boxes run."""
+
+    version: ContainerdRelease | None = None
+    """Unset: each box's Debian package (1.6 on bookworm, 1.7 on trixie). A containerd 2
+    release (2.1.4): the static release tarball from artifact `containerd-static` (one entry
+    per architecture), needed for Kubernetes after 1.35."""
 
 
 class Artifacts(Strict):
@@ -307,6 +360,10 @@ class Defaults(Strict):
 
     ssh: SshAccess = Field(default_factory=SshAccess)
     """How to reach the boxes over SSH."""
+    os: DebianRelease = DEFAULT_RELEASE
+    """The Debian release of boxes that do not name theirs."""
+    arch: Architecture = DEFAULT_ARCHITECTURE
+    """The CPU architecture of boxes that do not name theirs."""
 
 
 class Fleet(Strict):
@@ -330,6 +387,8 @@ class Fleet(Strict):
     """Kubernetes clusters formed from the boxes."""
     artifacts: Artifacts = Field(default_factory=Artifacts)
     """Where binaries come from."""
+    containerd: Containerd = Field(default_factory=Containerd)
+    """Which containerd the boxes run."""
     bootstrap: Bootstrap = Field(default_factory=Bootstrap)
     """Which bootstrap roles run."""
 
@@ -354,6 +413,15 @@ class Fleet(Strict):
 
     def management_plane(self) -> Plane:
         return next(p for p in self.planes if p.purpose == "management")
+
+    def os_of(self, box: Box) -> DebianRelease:
+        return box.os or self.defaults.os
+
+    def arch_of(self, box: Box) -> Architecture:
+        return box.arch or self.defaults.arch
+
+    def kubelet_version_of(self, box: Box, cluster: Cluster) -> str:
+        return box.kubelet_version or cluster.kubernetes_version
 
     def cluster_of(self, box_name: str) -> Cluster | None:
         return next((c for c in self.clusters if box_name in c.members), None)

@@ -10,11 +10,14 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from dnabox.inventory.platforms import KUBERNETES_MINORS
+
 Manifest = dict[str, Any]
 
-# Kubernetes minor versions the layers are written and schema-checked against. A cluster asking
-# for another one is refused before anything is applied (see ``check_kubernetes_version``).
-SUPPORTED_KUBERNETES = ("1.29", "1.30", "1.31", "1.32")
+# Kubernetes minor versions the layers are written and schema-checked against: the fleet's
+# supported minors (dnabox.inventory.platforms). A cluster asking for another one is refused
+# by validation, and again before anything is applied (see ``check_kubernetes_version``).
+SUPPORTED_KUBERNETES = KUBERNETES_MINORS
 
 MANAGED_BY = {"app.kubernetes.io/managed-by": "dnabox"}
 SYSTEM_NAMESPACE = "dnabox-system"

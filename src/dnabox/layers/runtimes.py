@@ -8,19 +8,21 @@ from __future__ import annotations
 
 from dnabox.inventory.model import Cluster, Fleet
 from dnabox.layers.manifests import Manifest, meta
-from dnabox.plan.runtimes import RUNTIMES, RuntimeSpec, runtimes_for
+from dnabox.plan.runtimes import HARDWARE_RUNTIMES, RUNTIMES, RuntimeSpec, runtimes_for
 
 
 def hosted_runtimes(fleet: Fleet, cluster: Cluster) -> list[RuntimeSpec]:
     """Enabled runtimes installed on at least one member, in the cluster's order.
 
     A class no node can run would leave its pods Pending forever (end devices, for
-    instance, host neither Kata nor Apptainer).
+    instance, host neither Kata nor Apptainer). The ``nvidia`` class exists only where a
+    member's containerd has the handler (a box that declares NVIDIA GPUs).
     """
     present = {
         spec.name for name in cluster.members for spec in runtimes_for(fleet, fleet.box(name))
     }
-    return [RUNTIMES[name] for name in cluster.runtimes if name in present]
+    return [RUNTIMES[name] for name in (*cluster.runtimes, *HARDWARE_RUNTIMES)
+            if name in present]
 
 
 def runtime_class(spec: RuntimeSpec) -> Manifest:

@@ -14,8 +14,10 @@ from typing import Any
 
 from dnabox.inventory.model import Box, Cluster, Fleet
 from dnabox.locations import Locations
-from dnabox.plan.artifacts import required_artifacts
+from dnabox.plan.accelerators import has_nvidia
+from dnabox.plan.artifacts import artifacts_for_box, required_artifacts
 from dnabox.plan.catalogue import CATALOGUE
+from dnabox.plan.containerd import containerd_for
 from dnabox.plan.labels import node_layout
 from dnabox.plan.managed_files import read_table
 from dnabox.plan.network import box_network
@@ -34,6 +36,7 @@ def host_vars(fleet: Fleet, box: Box) -> dict[str, Any]:
     cluster = fleet.cluster_of(box.name)
     network = box_network(fleet, box)
     layout = node_layout(fleet, box)
+    containerd = containerd_for(fleet, box)
     ssh_args = "-o StrictHostKeyChecking=yes -o KexAlgorithms=curve25519-sha256"
     if ssh.known_hosts:
         ssh_args += f" -o UserKnownHostsFile={os.path.expanduser(ssh.known_hosts)}"
@@ -48,6 +51,16 @@ def host_vars(fleet: Fleet, box: Box) -> dict[str, Any]:
         "dnabox_size": box.size,
         "dnabox_cluster": cluster.name if cluster else "",
         "dnabox_runtimes": [asdict(r) for r in runtimes_for(fleet, box)],
+        "dnabox_os": fleet.os_of(box),
+        "dnabox_arch": fleet.arch_of(box),
+        # containerd: the release's package or the static release (dnabox.plan.containerd).
+        "dnabox_containerd_version": containerd.version,
+        "dnabox_containerd_source": containerd.source,
+        "dnabox_containerd_bin_dir": containerd.bin_dir,
+        "dnabox_containerd_bin": containerd.binary,
+        # NVIDIA GPUs: the container toolkit, the nvidia handler and CDI (plan.accelerators).
+        "dnabox_accelerators": [a.model_dump() for a in box.accelerators],
+        "dnabox_cdi": has_nvidia(box),
         "dnabox_plane_bridges": [asdict(p) for p in network.planes],
         "dnabox_overlays": [
             {**asdict(o), "tunnels": [asdict(t) for t in o.tunnels]} for o in network.overlays
@@ -61,6 +74,8 @@ def host_vars(fleet: Fleet, box: Box) -> dict[str, Any]:
         "dnabox_pod_subnet": _pod_subnet(cluster, box),
         # Artifact names per role of this box (dnabox.plan.artifacts is their one source).
         "dnabox_required_artifacts": required_artifacts(fleet, box),
+        # The declared artifacts built for this box's architecture (or for any).
+        "dnabox_box_artifacts": artifacts_for_box(fleet, box),
     }
     if ssh.key:
         values["ansible_ssh_private_key_file"] = os.path.expanduser(ssh.key)

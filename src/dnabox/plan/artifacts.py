@@ -10,10 +10,13 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from dnabox.errors import DnaboxError
-from dnabox.inventory.model import Box, Fleet
+from dnabox.inventory.model import Artifact, Box, Fleet
+from dnabox.plan.accelerators import TOOLKIT_ARTIFACT, has_nvidia
 from dnabox.plan.catalogue import role_spec
+from dnabox.plan.containerd import STATIC_ARTIFACT, containerd_for
 from dnabox.plan.roles import roles_for
 
 # What each artifact is, for the error message.
@@ -22,6 +25,10 @@ DESCRIPTIONS: dict[str, str] = {
     "apptainer": "the apptainer .deb for Debian bookworm",
     "kubeadm": "the kubeadm binary", "kubelet": "the kubelet binary",
     "kubectl": "the kubectl binary", "k3s": "the k3s binary",
+    STATIC_ARTIFACT: "the containerd 2 static release tarball (containerd-static-<version>-"
+                     "linux-<arch>.tar.gz: bin/containerd, bin/containerd-shim-runc-v2, bin/ctr)",
+    TOOLKIT_ARTIFACT: "the NVIDIA container toolkit .deb tarball "
+                      "(nvidia-container-toolkit_<version>_deb_<arch>.tar.gz)",
 }
 
 
@@ -36,48 +43,83 @@ class MissingArtifact:
     role: str
     name: str
     boxes: tuple[str, ...]
-    reason: str  # "not declared" | "not in the bundle" | "checksum differs in the bundle"
+    # "not declared" | "no <arch> entry (...)" | "not in the bundle" | "checksum differs..."
+    reason: str
+    arch: str = ""
 
     def __str__(self) -> str:
         boxes = ", ".join(self.boxes[:3]) + (" ..." if len(self.boxes) > 3 else "")
+        arch = f" ({self.arch})" if self.arch else ""
         return f"{self.name} ({DESCRIPTIONS.get(self.name, 'artifact')}) for role {self.role} " \
-               f"on {boxes}: {self.reason}"
+               f"on {boxes}{arch}: {self.reason}"
+
+
+def bundle_path(artifact: Artifact) -> str:
+    """Where an artifact lives in an offline bundle: per architecture when it has one."""
+    return f"files/{artifact.arch}/{artifact.name}" if artifact.arch else f"files/{artifact.name}"
+
+
+def artifacts_for_box(fleet: Fleet, box: Box) -> list[dict[str, Any]]:
+    """The declared artifacts that fit ``box``'s architecture, as the roles fetch them
+    (``dnabox_box_artifacts``): on the box each is cached under its plain name."""
+    arch = fleet.arch_of(box)
+    return [{**a.model_dump(), "bundle_path": bundle_path(a)} for a in fleet.artifacts.files
+            if a.arch in {None, arch}]
+
+
+def hardware_artifacts(fleet: Fleet, box: Box, role: str) -> tuple[str, ...]:
+    """Artifacts a role needs because of what the box is, not which role it runs: the
+    containerd 2 static release where Debian ships 1.x, the NVIDIA toolkit on GPU boxes."""
+    if role != "container_runtime":
+        return ()
+    extra = (STATIC_ARTIFACT,) if containerd_for(fleet, box).source == "static" else ()
+    return extra + ((TOOLKIT_ARTIFACT,) if has_nvidia(box) else ())
 
 
 def required_artifacts(fleet: Fleet, box: Box) -> dict[str, list[str]]:
     """Artifact names each role of ``box`` needs (roles that need none are left out)."""
     needed: dict[str, list[str]] = {}
     for role in roles_for(fleet, box):
-        names = role_spec(role).artifacts_for(fleet, box)
+        names = (*role_spec(role).artifacts_for(fleet, box), *hardware_artifacts(fleet, box, role))
         if names:
             needed[role] = list(names)
     return needed
 
 
 def missing_artifacts(fleet: Fleet, boxes: list[str] | None = None) -> list[MissingArtifact]:
-    """Artifacts the chosen boxes need that the fleet does not declare, or (offline) whose
-    file is absent from the bundle or differs from its declared sha256."""
-    declared = {a.name: a for a in fleet.artifacts.files}
+    """Artifacts the chosen boxes need that the fleet does not declare (for their
+    architecture), or (offline) whose file is absent from the bundle or differs from its
+    declared sha256."""
+    declared: dict[str, list[Artifact]] = {}
+    for artifact in fleet.artifacts.files:
+        declared.setdefault(artifact.name, []).append(artifact)
     wanted = set(boxes) if boxes is not None else None
-    needs: dict[tuple[str, str], list[str]] = {}
+    needs: dict[tuple[str, str, str], list[str]] = {}
     for box in fleet.boxes:
         if wanted is not None and box.name not in wanted:
             continue
         for role, names in required_artifacts(fleet, box).items():
             for name in names:
-                needs.setdefault((role, name), []).append(box.name)
+                needs.setdefault((role, name, fleet.arch_of(box)), []).append(box.name)
     missing = []
     bundle = Path(fleet.artifacts.bundle_dir).expanduser() if fleet.artifacts.bundle_dir else None
-    for (role, name), on in sorted(needs.items()):
-        if name not in declared:
+    for (role, name, arch), on in sorted(needs.items()):
+        entries = declared.get(name, [])
+        fitting = [a for a in entries if a.arch in {None, arch}]
+        if not entries:
             missing.append(MissingArtifact(role, name, tuple(on), "not declared"))
+        elif not fitting:
+            others = ", ".join(sorted({a.arch or "" for a in entries}))
+            missing.append(MissingArtifact(
+                role, name, tuple(on), f"no {arch} entry (declared for {others}): add one "
+                f"with arch: {arch}", arch))
         elif fleet.artifacts.source == "offline" and bundle is not None:
-            path = bundle / "files" / name
+            path = bundle / bundle_path(fitting[0])
             if not path.is_file():
-                missing.append(MissingArtifact(role, name, tuple(on), "not in the bundle"))
-            elif sha256_of(path) != declared[name].sha256:
+                missing.append(MissingArtifact(role, name, tuple(on), "not in the bundle", arch))
+            elif sha256_of(path) != fitting[0].sha256:
                 missing.append(MissingArtifact(role, name, tuple(on),
-                                               "checksum differs in the bundle"))
+                                               "checksum differs in the bundle", arch))
     return missing
 
 
@@ -91,9 +133,10 @@ def check_artifacts(fleet: Fleet, boxes: list[str] | None = None) -> None:
     if not missing:
         return
     lines = "\n".join(f"  - {m}" for m in missing)
-    undeclared = [m for m in missing if m.reason == "not declared"]
+    undeclared = [m for m in missing if m.reason == "not declared" or m.reason.startswith("no ")]
     example = "\n".join(
-        f"      - {{name: {m.name}, url: https://..., sha256: <64 hex>, role: {m.role}}}"
+        f"      - {{name: {m.name}, url: https://..., sha256: <64 hex>, role: {m.role}"
+        + (f", arch: {m.arch}" if m.arch else "") + "}"
         for m in undeclared)
     hint = (f"declare them in the inventory:\n    artifacts:\n      files:\n{example}\n"
             "  or skip the roles on this fleet: bootstrap.skip_roles: [...]"

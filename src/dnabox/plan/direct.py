@@ -41,6 +41,8 @@ def direct_capable(role: str, variables: Mapping[str, Any]) -> bool:
     """
     if role not in DIRECT_ROLES or variables.get("dnabox_artifact_source") == "offline":
         return False
+    if (variables.get("dnabox_required_artifacts") or {}).get(role):
+        return False  # e.g. containerd's static release, the NVIDIA toolkit
     artifacts = variables.get("dnabox_artifacts") or []
     return not any(a.get("role") == role for a in artifacts)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from dnabox.inventory.model import Box, Fleet
+from dnabox.plan.accelerators import gpu_labels
 from dnabox.plan.runtimes import runtimes_for
 
 TIER_LABEL = "dnabox.io/tier"
@@ -40,6 +41,7 @@ def node_layout(fleet: Fleet, box: Box) -> NodeLayout:
         labels["topology.kubernetes.io/region"] = site.region
     for runtime in runtimes_for(fleet, box):
         labels[runtime.node_label] = "true"
+    labels.update(gpu_labels(box))
     taints: tuple[Taint, ...] = ()
     if site.tier in TAINTED_TIERS:
         taints = (Taint(f"node-role.kubernetes.io/{site.tier}", "", TAINTED_TIERS[site.tier]),)

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from dnabox.inventory.model import Box, Fleet, Runtime
+from dnabox.inventory.model import Box, Fleet
 
 
 @dataclass(frozen=True)
 class RuntimeSpec:
-    name: Runtime
+    name: str
     # The containerd runtime table name == RuntimeClass.handler.
     handler: str
     runtime_type: str
@@ -38,7 +38,14 @@ RUNTIMES: dict[str, RuntimeSpec] = {
     "apptainer": RuntimeSpec("apptainer", "apptainer", "io.containerd.runc.v2",
                              "/usr/bin/crun", "", "", "dnabox.io/runtime-apptainer",
                              "apptainer"),
+    # Boxes with NVIDIA GPUs (never chosen in `runtimes`: declared accelerators bring it).
+    # The toolkit's runtime injects the GPUs; CDI specs name them.
+    "nvidia": RuntimeSpec("nvidia", "nvidia", "io.containerd.runc.v2",
+                          "/usr/bin/nvidia-container-runtime", "", "",
+                          "dnabox.io/runtime-nvidia", "container_runtime"),
 }
+# Runtimes a box gets from its hardware, not from its cluster's `runtimes` list.
+HARDWARE_RUNTIMES = ("nvidia",)
 
 
 def runtimes_for(fleet: Fleet, box: Box) -> list[RuntimeSpec]:
@@ -46,7 +53,10 @@ def runtimes_for(fleet: Fleet, box: Box) -> list[RuntimeSpec]:
     cluster = fleet.cluster_of(box.name)
     names = cluster.runtimes if cluster else ["runc"]
     tier = fleet.tier_of(box)
-    return [RUNTIMES[n] for n in names if runtime_fits_tier(n, tier)]
+    specs = [RUNTIMES[n] for n in names if runtime_fits_tier(n, tier)]
+    if any(a.vendor == "nvidia" for a in box.accelerators):
+        specs.append(RUNTIMES["nvidia"])
+    return specs
 
 
 def runtime_fits_tier(name: str, tier: str) -> bool:
