@@ -20,6 +20,7 @@ apt_packages=(
   python3 python3-venv python3-pip git graphviz iproute2 iptables
   openssh-client openssh-server debootstrap dpkg-dev
   openvswitch-switch containerd runc crun containernetworking-plugins
+  nats-server
 )
 missing=()
 for pkg in "${apt_packages[@]}"; do
