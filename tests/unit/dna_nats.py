@@ -153,9 +153,15 @@ def nats_fleet(tmp_path: Path) -> Iterator[Fleet]:
 
 
 def run(coro: Awaitable[T]) -> T:
+    """Run ``coro`` on a loop of its own. Not asyncio.run: that leaves the thread without
+    an event loop, and Pulumi's mocks in later tests of the same process need one."""
     async def wrapper() -> T:
         return await coro
-    return asyncio.run(wrapper())
+    loop = asyncio.new_event_loop()
+    try:
+        return loop.run_until_complete(wrapper())
+    finally:
+        loop.close()
 
 
 async def provision(fleet: Fleet) -> None:
