@@ -35,6 +35,10 @@ class Problem:
     def __str__(self) -> str:
         return f"{self.file}:{self.line}: {self.field}: {self.message}"
 
+    def as_json(self) -> dict[str, str | int]:
+        return {"file": self.file, "line": self.line, "field": self.field,
+                "message": self.message}
+
 
 class InventoryError(DnaboxError):
     """The fleet description is invalid; carries every problem found, not just the first."""
@@ -49,6 +53,9 @@ class InventoryError(DnaboxError):
             + "\n".join(f"  {p}" for p in problems),
             hint="fix the lines above; nothing was changed",
         )
+
+    def as_json(self) -> dict[str, object]:
+        return {"problems": [p.as_json() for p in self.problems], "hint": self.hint}
 
 
 class EnvironmentProblem(DnaboxError):

@@ -10,7 +10,10 @@ from rich.table import Table
 
 from dnabox.adapters.graphviz import render
 from dnabox.cli.common import JsonOption, command, fleet_from, print_json, stdout
+from dnabox.errors import InventoryError
 from dnabox.inventory import Fleet
+from dnabox.inventory.paths import path_fields
+from dnabox.inventory.yaml_source import format_path
 from dnabox.plan.topology import topology_dot
 
 app = typer.Typer(help="Validate, show and draw fleet descriptions.", no_args_is_help=True)
@@ -23,11 +26,17 @@ FileArgument = Annotated[Path, typer.Argument(help="Fleet description (YAML).")]
 def validate(file: FileArgument, json_output: JsonOption = False) -> None:
     """Check a fleet file; list every problem with its file, line and field.
 
-    Exit 0 when valid, 1 when not. Nothing is changed either way.
+    Exit 0 when valid, 1 when not. Nothing is changed either way. With --json, an
+    invalid file prints {"valid": false, "problems": [{file, line, field, message}]}.
 
     Example: dnabox inventory validate inventory/smartx-playground.yaml
     """
-    fleet = fleet_from(file)
+    try:
+        fleet = fleet_from(file)
+    except InventoryError as exc:
+        if json_output:
+            print_json({"file": str(file), "valid": False, **exc.as_json()})
+        raise
     if json_output:
         print_json({"file": str(file), "valid": True, "boxes": len(fleet.boxes)})
         return
@@ -50,8 +59,10 @@ def show(file: FileArgument, json_output: JsonOption = False) -> None:
         print_json(fleet.model_dump(mode="json"))
         return
     out = stdout()
-    for table in (_sites_table(fleet), _boxes_table(fleet), _clusters_table(fleet)):
-        out.print(table)
+    for table in (_sites_table(fleet), _boxes_table(fleet), _clusters_table(fleet),
+                  _files_table(fleet)):
+        if table.row_count:
+            out.print(table)
 
 
 def _sites_table(fleet: Fleet) -> Table:
@@ -87,6 +98,18 @@ def _clusters_table(fleet: Fleet) -> Table:
         table.add_row(cluster.name, f"{cluster.distribution} {cluster.kubernetes_version}",
                       ", ".join(cluster.control_planes), ", ".join(cluster.workers),
                       ", ".join(cluster.runtimes), cluster.mesh)
+    return table
+
+
+def _files_table(fleet: Fleet) -> Table:
+    """The files the fleet points to, as resolved (relative paths are relative to the
+    fleet file), and whether they exist here."""
+    table = Table(title="Files")
+    table.add_column("field")
+    table.add_column("path", overflow="fold")  # a cut path is a wrong path
+    table.add_column("here")
+    for where, _what, path in path_fields(fleet):
+        table.add_row(format_path(where), path, "found" if Path(path).exists() else "missing")
     return table
 
 

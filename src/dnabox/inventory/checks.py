@@ -6,6 +6,7 @@ message names the file and line the user has to edit.
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from ipaddress import IPv4Address, IPv4Network
 
@@ -19,6 +20,7 @@ from dnabox.inventory.platforms import (
     minor_number,
 )
 from dnabox.inventory.yaml_source import PathKey, SourceDoc, format_path
+from dnabox.redact import shown
 
 Finding = tuple[PathKey, str]
 VXLAN_OVERHEAD = 50
@@ -113,9 +115,16 @@ def references(fleet: Fleet) -> Iterator[Finding]:
                     yield path, f"box {name} is already a member of cluster {owner[name]}"
 
 
+_LISTED = 12  # more choices than this are summarised, or a 1,000-box fleet floods the line
+
+
 def _unknown(kind: str, name: str, known: set[str]) -> str:
     choices = ", ".join(sorted(known)) or "none defined"
-    return f"unknown {kind} {name!r}; valid: {choices}"
+    if len(known) > _LISTED:
+        close = difflib.get_close_matches(name, sorted(known), n=3)
+        choices = (f"{', '.join(close)} or " if close else "") + (
+            f"one of the {len(known):,} defined")
+    return f"unknown {kind} {shown(name)}; valid: {choices}"
 
 
 def planes_sound(fleet: Fleet) -> Iterator[Finding]:

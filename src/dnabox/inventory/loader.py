@@ -13,32 +13,57 @@ from pydantic_core import ErrorDetails
 from dnabox.errors import InventoryError, Problem
 from dnabox.inventory.checks import cross_check
 from dnabox.inventory.model import TEXT_FORMATS, Fleet
+from dnabox.inventory.paths import resolve_paths
 from dnabox.inventory.yaml_source import SourceDoc, read_yaml
+from dnabox.redact import shown
 
 Loc = tuple[str | int, ...]
 
 
+# A file can hold millions of mistakes (a list repeated by aliases, a generated file gone
+# wrong); the first ones are what the reader can act on.
+MAX_PROBLEMS = 100
+
+
 def load_fleet(path: str | Path) -> Fleet:
-    """Read and validate ``path``; raise InventoryError listing every problem with its line."""
+    """Read and validate ``path``; raise InventoryError listing every problem with its line.
+
+    Path fields (``ssh.key``, ``known_hosts``, ``bundle_dir``) come back absolute,
+    resolved against the file's directory.
+    """
     doc = read_yaml(Path(path))
     if not isinstance(doc.data, dict):
         raise InventoryError(
             [doc.problem((), "the top level must be a mapping (name, sites, boxes, ...)")]
         )
     try:
-        fleet = Fleet.model_validate(doc.data)
+        fleet = Fleet.model_validate(_without_extensions(doc.data))
     except ValidationError as exc:
         raise InventoryError(_by_line(_from_pydantic(exc, doc))) from None
     problems = cross_check(fleet, doc)
     if problems:
         raise InventoryError(_by_line(problems))
+    fleet = resolve_paths(fleet, Path(path).absolute().parent)
     fleet._source = str(path)
     return fleet
 
 
+def _without_extensions(data: dict[object, object]) -> dict[object, object]:
+    """Top-level ``x-...`` keys hold what the fleet does not read: anchors for box
+    templates (``x-edge-box: &edge {...}``, merged with ``<<: *edge``), as in Compose."""
+    return {k: v for k, v in data.items() if not (isinstance(k, str) and k.startswith("x-"))}
+
+
 def _by_line(problems: list[Problem]) -> list[Problem]:
     # Read top to bottom, the list matches the order in which the user fixes the file.
-    return sorted(problems, key=lambda p: p.line)
+    ordered = sorted(problems, key=lambda p: p.line)
+    if len(ordered) <= MAX_PROBLEMS:
+        return ordered
+    rest = ordered[MAX_PROBLEMS]
+    return [*ordered[:MAX_PROBLEMS],
+            Problem(rest.file, rest.line, "(more)",
+                    f"{len(ordered) - MAX_PROBLEMS:,} more problems from this line on, not "
+                    "listed; fix the ones above first")]
 
 
 def _from_pydantic(exc: ValidationError, doc: SourceDoc) -> list[Problem]:
@@ -54,7 +79,7 @@ def _trim_to_document(loc: Loc, doc: SourceDoc, missing: bool) -> Loc:
     """Cut the tags pydantic appends (``[key]``, union branches) so the path is what the
     user wrote; a missing key keeps its own name, so ``boxes[2].address`` is reported."""
     for cut in range(len(loc), 0, -1):
-        if loc[:cut] in doc.lines:
+        if doc.has(loc[:cut]):
             return loc[: cut + 1] if missing and cut < len(loc) else loc[:cut]
     return loc
 
@@ -88,7 +113,7 @@ def _describe(err: ErrorDetails, loc: Loc) -> str:
         return f"{message} (the value is empty)"
     if isinstance(given, dict | list):
         return f"{message} (got a {'mapping' if isinstance(given, dict) else 'list'})"
-    return f"{message} (got {given!r})"
+    return f"{message} (got {shown(given)})"
 
 
 _PLAIN = {
@@ -113,7 +138,9 @@ def _unknown_key(loc: Loc) -> str:
     valid = sorted(_model_at(loc[:-1]).model_fields) if loc else []
     close = difflib.get_close_matches(key, valid, n=1)
     guess = f"did you mean {close[0]!r}? " if close else ""
-    return f"unknown key {key!r}; {guess}valid keys here: {', '.join(valid)}"
+    extension = " (or x-anything at the top level, for templates)" if len(loc) == 1 else ""
+    return (f"unknown key {shown(key)}; {guess}valid keys here: {', '.join(valid)}"
+            f"{extension}")
 
 
 def _model_at(loc: Loc) -> type[BaseModel]:

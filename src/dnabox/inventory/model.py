@@ -22,6 +22,7 @@ from dnabox.inventory.platforms import (
     Architecture,
     DebianRelease,
 )
+from dnabox.redact import key_material
 
 Tier = Literal["core", "edge", "end"]
 Size = Literal["large", "medium", "small"]
@@ -104,6 +105,43 @@ def _written_as_text(example: str) -> Callable[[object], object]:
     return check
 
 
+class PathField(NamedTuple):
+    """Marks a field as a file path: resolved against the fleet file's directory on load."""
+
+    what: str
+
+
+# A path longer than PATH_MAX cannot be opened; one that long was pasted, not typed.
+_PATH_MAX = 4096
+
+
+def _a_path(what: str) -> Callable[[object], object]:
+    """Refuse what cannot be a path, above all the key itself pasted where its path goes."""
+
+    def check(value: object) -> object:
+        if not isinstance(value, str):
+            return value
+        kind = key_material(value)
+        if kind is not None:
+            raise PydanticCustomError(
+                "inline_key_material",
+                "must be the path to {what}, never the key itself: save the key in a file "
+                "readable only by you and write that file's path here", {"what": what})
+        if not value.strip() or "\n" in value or "\x00" in value or len(value) > _PATH_MAX:
+            raise PydanticCustomError(
+                "not_a_path", "must be the path to {what}: one line, at most 4096 characters",
+                {"what": what})
+        return value
+
+    return check
+
+
+PrivateKeyPath = Annotated[str, BeforeValidator(_a_path("a private key file")),
+                           PathField("a private key file")]
+KnownHostsPath = Annotated[str, BeforeValidator(_a_path("a known_hosts file")),
+                           PathField("a known_hosts file")]
+DirectoryPath = Annotated[str, BeforeValidator(_a_path("a directory")), PathField("a directory")]
+
 Address = Annotated[IPv4Address, BeforeValidator(_written_as_text("10.1.2.3"))]
 AddressWithPrefix = Annotated[IPv4Interface, BeforeValidator(_written_as_text("10.1.2.3/24"))]
 Network = Annotated[IPv4Network, BeforeValidator(_written_as_text("10.1.2.0/24"))]
@@ -173,10 +211,12 @@ class SshAccess(Strict):
     """The login user."""
     port: Port = 22
     """The SSH port."""
-    key: str | None = None
-    """Path to the private key file (never the key itself)."""
-    known_hosts: str | None = None
-    """Path to the known_hosts file holding the boxes' host keys (checked strictly)."""
+    key: PrivateKeyPath | None = None
+    """Path to the private key file, never the key itself. A relative path is relative to
+    the fleet file's directory; `~` is the home directory."""
+    known_hosts: KnownHostsPath | None = None
+    """Path to the known_hosts file holding the boxes' host keys (checked strictly);
+    relative to the fleet file's directory."""
 
 
 class SshOverride(Strict):
@@ -186,9 +226,9 @@ class SshOverride(Strict):
     """The login user for this box."""
     port: Port | None = None
     """The SSH port of this box."""
-    key: str | None = None
-    """Path to the private key file for this box."""
-    known_hosts: str | None = None
+    key: PrivateKeyPath | None = None
+    """Path to the private key file for this box, never the key itself."""
+    known_hosts: KnownHostsPath | None = None
     """Path to a known_hosts file for this box."""
     host_key: HostKeyFingerprint | None = None
     """A pinned host-key fingerprint (`ssh-keygen -lf`), checked on every connection."""
@@ -337,8 +377,9 @@ class Artifacts(Strict):
 
     source: Literal["online", "offline"] = "online"
     """`online` downloads; `offline` installs from `bundle_dir` only (air-gapped sites)."""
-    bundle_dir: str | None = None
-    """The offline bundle directory; required when `source` is offline."""
+    bundle_dir: DirectoryPath | None = None
+    """The offline bundle directory, relative to the fleet file's directory; required when
+    `source` is offline."""
     files: list[Artifact] = Field(default_factory=list)
     """The binaries the fleet needs beyond Debian packages."""
 

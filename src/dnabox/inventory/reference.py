@@ -25,7 +25,13 @@ from pydantic.fields import FieldInfo
 from pydantic_core import to_jsonable_python
 
 from dnabox.inventory.checks import CHECKS
-from dnabox.inventory.model import TEXT_FORMATS, Fleet
+from dnabox.inventory.model import TEXT_FORMATS, Fleet, PathField
+from dnabox.inventory.yaml_bounds import (
+    EXPANSION_RATIO,
+    MAX_DEPTH,
+    MAX_EXPANDED,
+    MAX_EXPANDED_CHARS,
+)
 
 # Shown in the reference and loaded by the unit test, so the example stays valid.
 MINIMAL_FLEET = """\
@@ -79,6 +85,28 @@ Every mapping refuses unknown keys, so a misspelt key is an error, never ignored
 Numbers are written as numbers (`vni: 1001`, not `vni: "1001"`) and addresses as text
 (`10.1.2.3`); quote a text value that YAML would read as a number or a boolean
 (`region: "2024"`, `sha256: "0123..."`). Indent with spaces, never tabs.
+
+The file is UTF-8 text (a byte-order mark is fine; UTF-16, NUL bytes and other
+encodings are refused with the line of the first bad byte). Anchors, aliases and merge
+keys work: put box templates under a top-level key starting with `x-`, which the fleet
+does not read, and merge them with overrides; an error in an overriding key names its
+own line, an error in a merged value the template's line:
+
+```yaml
+x-edge-box: &edge-box {{site: edge-a, size: medium}}
+boxes:
+  - {{<<: *edge-box, name: edge-a-1, address: 10.10.2.11}}
+```
+
+A file nests at most {MAX_DEPTH} levels deep, and aliases may expand it to at most
+{EXPANSION_RATIO} times what is written in it (or {MAX_EXPANDED:,} values and
+{MAX_EXPANDED_CHARS:,} characters, whichever is more); beyond that (an alias bomb, an
+alias inside its own anchor) it is refused before anything is expanded.
+
+Paths (`ssh.key`, `known_hosts`, `bundle_dir`) are paths, never the key itself; a
+relative path is relative to the fleet file's directory, and `dnabox inventory show`
+prints each one resolved. A private key pasted anywhere in the file is refused, and no
+error message echoes key material or a token: it shows the value's kind and length instead.
 
 A minimal fleet (the SmartX planes P+M, C and D are the default):
 
@@ -212,6 +240,8 @@ def _type(
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
         return f"[{annotation.__name__}](#{annotation.__name__.lower()})"
     for item in meta:
+        if isinstance(item, PathField):
+            return f"path to {item.what}"
         fmt = TEXT_FORMATS.get(str(getattr(item, "pattern", "")))
         if fmt is not None:
             return f"[{fmt.label}](#value-formats)" if link else fmt.label
