@@ -66,6 +66,43 @@ class BoundedLoader(yaml.SafeLoader):
         finally:
             self.depth -= 1
 
+    def fetch_flow_collection_start(self, TokenClass: Any) -> None:  # noqa: N803 (PyYAML's name)
+        # The scanner reads ahead through every '[' or '{' that may start a key, before
+        # the composer sees the first one: bound it here too, or a megabyte of brackets
+        # is scanned whole.
+        if self.flow_level >= MAX_DEPTH:
+            raise TooDeep(problem=f"values nest more than {MAX_DEPTH} levels deep here; "
+                                  "a fleet needs about 6",
+                          problem_mark=self.get_mark())
+        super().fetch_flow_collection_start(TokenClass)
+
+    def flatten_mapping(self, node: Any) -> None:
+        """Merge keys as the YAML merge spec says, whatever PyYAML's version does: keys
+        written in the mapping win, then earlier merged mappings over later ones.
+
+        The merged pairs go first and the winners last (a dict keeps the last value for a
+        key), which is also the order ``SourceDoc`` reads lines in.
+        """
+        merged: list[tuple[Any, Any]] = []
+        own: list[tuple[Any, Any]] = []
+        for key_node, value_node in node.value:
+            if key_node.tag != "tag:yaml.org,2002:merge":
+                if key_node.tag == "tag:yaml.org,2002:value":
+                    key_node.tag = "tag:yaml.org,2002:str"
+                own.append((key_node, value_node))
+                continue
+            sources = value_node.value if isinstance(value_node, yaml.SequenceNode) else [
+                value_node]
+            for source in reversed(sources):
+                if not isinstance(source, yaml.MappingNode):
+                    raise yaml.constructor.ConstructorError(
+                        "while constructing a mapping", node.start_mark,
+                        f"a merge key (<<) takes a mapping or a list of mappings, not a "
+                        f"{source.id}", source.start_mark)
+                self.flatten_mapping(source)
+                merged.extend(source.value)
+        node.value = merged + own
+
     def construct_object(self, node: Any, deep: bool = False) -> Any:
         # Scalars YAML resolves implicitly can still fail to convert: a date that does not
         # exist (2024-13-45), an integer of thousands of digits. Say which value it is.
@@ -146,7 +183,7 @@ def check_bounds(root: yaml.Node, alias_uses: dict[int, list[tuple[str, int]]]) 
         # The first node finished past the limit is the smallest: its line is the bomb's.
         for node in walk.finished:
             if sizes[id(node)] > limit:
-                return _too_big(node, measure, sizes[id(node)], limit, written)
+                return _too_big(node, node is root, measure, sizes, limit, written, alias_uses)
     return None
 
 
@@ -173,13 +210,28 @@ def _measure(node: yaml.Node, walk: _Walk) -> Overrun | None:
     return None
 
 
-def _too_big(node: yaml.Node, measure: _Measure, size: int, limit: int,
-             written: int) -> Overrun:
+def _too_big(node: yaml.Node, is_root: bool, measure: _Measure, sizes: dict[int, int],
+             limit: int, written: int, alias_uses: dict[int, list[tuple[str, int]]]) -> Overrun:
+    size = sizes[id(node)]
     amount = f"more than {_CAP:,}" if size >= _CAP else f"{size:,}"
+    what = "the document" if is_root else "this value"
+    line = node.start_mark.line + 1
+    # The anchor whose aliases add the most is the one to look at.
+    inside = alias_uses.keys() if is_root else {id(c) for c in _children(node)}
+    weights = {key: sizes[key] * len(alias_uses[key]) for key in inside
+               if key in sizes and key in alias_uses}
+    source = ""
+    if weights:
+        top = max(weights, key=lambda key: weights[key])
+        anchor, first_use = alias_uses[top][0]
+        source = (f"; most of it is *{anchor} ({sizes[top]:,} {measure.unit}, used "
+                  f"{len(alias_uses[top]):,} times, first on line {first_use})")
+        if is_root:
+            line = first_use
     return Overrun(
-        node.start_mark.line + 1, "(aliases)",
-        f"aliases and merge keys expand this value to {amount} {measure.unit}, from "
-        f"{written:,} written in the file; at most {limit:,} are read (an alias bomb?)",
+        line, "(aliases)",
+        f"aliases and merge keys expand {what} to {amount} {measure.unit}, from "
+        f"{written:,} written in the file; at most {limit:,} are read{source}",
     )
 
 

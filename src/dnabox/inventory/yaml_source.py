@@ -14,7 +14,7 @@ anywhere in it is refused before any value can be echoed.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +37,9 @@ class SourceDoc:
     file: str
     data: Any
     root: yaml.Node | None = None
+    # Per mapping node, its keys -> (line of the key, value node); built on first use so
+    # thousands of problems in a big mapping cost one pass over it, not one each.
+    _keys: dict[int, dict[str, tuple[int, yaml.Node]]] = field(default_factory=dict)
 
     def has(self, path: PathKey) -> bool:
         return self._walk(path)[1] == len(path)
@@ -55,30 +58,31 @@ class SourceDoc:
             return 1, 0
         line = node.start_mark.line + 1
         for depth, part in enumerate(path):
-            found = _child(node, part)
+            found = self._child(node, part)
             if found is None:
                 return line, depth
             line, node = found
         return line, len(path)
 
+    def _child(self, node: yaml.Node, part: str | int) -> tuple[int, yaml.Node] | None:
+        if isinstance(node, yaml.MappingNode):
+            keys = self._keys.get(id(node))
+            if keys is None:
+                # After construction the merge keys are flattened into the mapping, merged
+                # entries first: the last entry with a key is the one the data holds.
+                keys = {str(k.value): (k.start_mark.line + 1, v) for k, v in node.value
+                        if isinstance(k, yaml.ScalarNode)}
+                self._keys[id(node)] = keys
+            return keys.get(str(part))
+        if isinstance(node, yaml.SequenceNode) and isinstance(part, int) and (
+            0 <= part < len(node.value)
+        ):
+            item = node.value[part]
+            return item.start_mark.line + 1, item
+        return None
+
     def problem(self, path: PathKey, message: str) -> Problem:
         return Problem(self.file, self.line_of(path), format_path(path), message)
-
-
-def _child(node: yaml.Node, part: str | int) -> tuple[int, yaml.Node] | None:
-    if isinstance(node, yaml.MappingNode):
-        # After construction the merge keys are flattened into the mapping, merged
-        # entries first: the last entry with the key is the one the data holds.
-        for key_node, value_node in reversed(node.value):
-            if isinstance(key_node, yaml.ScalarNode) and key_node.value == str(part):
-                return key_node.start_mark.line + 1, value_node
-        return None
-    if isinstance(node, yaml.SequenceNode) and isinstance(part, int) and (
-        0 <= part < len(node.value)
-    ):
-        item = node.value[part]
-        return item.start_mark.line + 1, item
-    return None
 
 
 def format_path(path: PathKey) -> str:
@@ -228,8 +232,8 @@ def _quoted_safely(reason: str) -> str:
     """PyYAML quotes the text it tripped over (a tag, a character); show it redacted."""
 
     def redacted(match: re.Match[str]) -> str:
-        safe = shown(match.group(1))
-        return match.group(0) if safe == repr(match.group(1)) else safe
+        text = match.group(1)
+        return match.group(0) if shown(text, quote=False) == text else shown(text)
 
     return _QUOTED.sub(redacted, reason)
 
