@@ -6,13 +6,13 @@ import json
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
 import yaml
 
+from dnabox import lab as lab_api
 from dnabox.lab import processes
 from dnabox.lab import state as lab_state
 
@@ -132,10 +132,12 @@ def test_changed_host_key_is_refused(converged: Lab, tmp_path: Path) -> None:
 def test_dead_box_fails_its_site_only_and_a_rerun_completes_it(converged: Lab) -> None:
     for box in converged.fleet.boxes:
         forget_role(converged, box.name, "cni")
-    # The box's sshd is its main process: killing it takes the box down, as a crash would.
-    converged.run("end-a-1", "kill -9 $(cat /run/sshd.pid 2>/dev/null || pgrep -o sshd)",
-                  check=False)
-    time.sleep(0.5)
+    # The box's PID 1 (its sshd): killing it takes the box down at once, as a crash would.
+    init = lab_state.load(converged.paths.state_file(converged.fleet.name))
+    assert init is not None
+    processes.kill(init.boxes["end-a-1"].init)
+    while processes.alive(init.boxes["end-a-1"].init):
+        pass  # SIGKILL is delivered asynchronously: wait for the kernel to end the process
     result = up(converged)
     assert result.returncode == 1
     units = unit_results(events(result.stdout))
@@ -154,22 +156,30 @@ def test_box_killed_mid_install_fails_its_site_only_and_a_rerun_repairs_it(
         converged: Lab) -> None:
     for box in converged.fleet.boxes:
         forget_role(converged, box.name, "cni")
-    # end-a-1 must install a package again: its run takes seconds, and the box dies inside it.
+    # end-a-1 must install a package again, from a package server the test holds frozen: its
+    # package step waits there until the box has been killed, however slow this machine is.
     converged.run("end-a-1", f"rm -f {FINGERPRINTS} && dpkg --purge crun >/dev/null")
     init = lab_state.load(converged.paths.state_file(converged.fleet.name))
     assert init is not None
     victim = init.boxes["end-a-1"].init
-    running = subprocess.Popen([*DNABOX, "up", "-i", str(converged.inventory), "--json"],
-                               cwd=ROOT, stdout=subprocess.PIPE, text=True)
-    assert running.stdout is not None
-    seen: list[dict[str, Any]] = []
-    for line in running.stdout:
-        seen.append(json.loads(line))
-        event = seen[-1]
-        if (event.get("kind"), event.get("box"), event.get("message")) == (
-                "task", "end-a-1", "packages") and victim is not None:
-            processes.kill(victim)  # the box's PID 1: every process in it dies at once
-            victim = None
+    lab_api.freeze(converged.fleet, [], package_server=True, paths=converged.paths)
+    try:
+        running = subprocess.Popen([*DNABOX, "up", "-i", str(converged.inventory), "--json"],
+                                   cwd=ROOT, stdout=subprocess.PIPE, text=True)
+        assert running.stdout is not None
+        seen: list[dict[str, Any]] = []
+        for line in running.stdout:
+            seen.append(json.loads(line))
+            event = seen[-1]
+            if (event.get("kind"), event.get("box"), event.get("message")) == (
+                    "task", "end-a-1", "packages") and victim is not None:
+                processes.kill(victim)  # the box's PID 1: every process in it dies at once
+                victim = None
+                lab_api.freeze(converged.fleet, [], frozen=False, package_server=True,
+                               paths=converged.paths)
+    finally:
+        lab_api.freeze(converged.fleet, [], frozen=False, package_server=True,
+                       paths=converged.paths)
     assert running.wait(timeout=600) == 1
     assert victim is None, "end-a-1 never reached its package step"
     units = unit_results(seen)
@@ -187,24 +197,37 @@ def test_box_killed_mid_install_fails_its_site_only_and_a_rerun_repairs_it(
 
 
 def test_concurrent_up_is_refused_and_resume_skips_finished_work(converged: Lab) -> None:
+    """Synchronised on the run's own events and on a frozen package server, never on timing.
+
+    end-a-1 has to install a package, and the package server is frozen: the first run
+    cannot finish (so it holds the fleet lock) until the test thaws the server, which it does
+    only after the second run was refused and the first one was interrupted.
+    """
     for box in converged.fleet.boxes:
         forget_role(converged, box.name, "cni")
-    # Through Ansible, slow enough for the second `up` to find it running: the direct path
-    # converges the cni role on 4 boxes before a second Python process has started.
-    first = subprocess.Popen([*DNABOX, "up", "-i", str(converged.inventory), "--json",
-                              "--per-site", "1", "--engine", "ansible"],
-                             cwd=ROOT, stdout=subprocess.PIPE, text=True)
-    assert first.stdout is not None
-    seen: list[dict[str, Any]] = []
-    for line in first.stdout:
-        seen.append(json.loads(line))
-        if seen[-1].get("kind") == "run":
-            second = up(converged, timeout=60)
-            assert second.returncode == 5, second.stdout + second.stderr
-            assert "another dnabox run" in second.stderr
-        if seen[-1].get("kind") == "unit" and seen[-1]["status"] == "changed":
-            first.send_signal(signal.SIGINT)  # Ctrl-C after the first site converged
-            break
+    converged.run("end-a-1", "dpkg --purge containernetworking-plugins >/dev/null")
+    lab_api.freeze(converged.fleet, [], package_server=True, paths=converged.paths)
+    try:
+        # Through Ansible, whose apt task waits on the frozen server (as on a stalled mirror).
+        first = subprocess.Popen([*DNABOX, "up", "-i", str(converged.inventory), "--json",
+                                  "--per-site", "1", "--engine", "ansible"],
+                                 cwd=ROOT, stdout=subprocess.PIPE, text=True)
+        assert first.stdout is not None
+        seen: list[dict[str, Any]] = []
+        for line in first.stdout:
+            seen.append(json.loads(line))
+            if seen[-1].get("kind") == "run":
+                second = up(converged, timeout=120)
+                assert second.returncode == 5, second.stdout + second.stderr
+                assert "another dnabox run" in second.stderr
+            if seen[-1].get("kind") == "unit" and seen[-1]["status"] == "changed":
+                first.send_signal(signal.SIGINT)  # Ctrl-C after the first site converged
+                break
+        assert not any(e.get("kind") == "unit" and e.get("unit") == "bootstrap:end-a"
+                       and e["status"] != "started" for e in seen), "end-a was held"
+    finally:
+        lab_api.freeze(converged.fleet, [], frozen=False, package_server=True,
+                       paths=converged.paths)
     first.communicate(timeout=600)
     finished = {e["unit"] for e in seen if e.get("kind") == "unit" and e["status"] == "changed"}
     assert finished
@@ -213,3 +236,4 @@ def test_concurrent_up_is_refused_and_resume_skips_finished_work(converged: Lab)
     units = unit_results(events(resumed.stdout))
     for unit in finished:
         assert units[unit] == "skipped", f"{unit} was repeated"
+    converged.run("end-a-1", "dpkg-query -W containernetworking-plugins >/dev/null")

@@ -2,9 +2,22 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
-from dnabox.lab.cgroups import box_hierarchies, cgroup_paths, parse_mountinfo
+import pytest
+
+from dnabox.lab.cgroups import (
+    CGROUP_FS,
+    box_hierarchies,
+    cgroup_paths,
+    kill_all,
+    parse_mountinfo,
+    pids_in,
+    set_frozen,
+)
 
 HYBRID = """\
 30 24 0:26 / /sys/fs/cgroup ro,nosuid - tmpfs tmpfs ro,mode=755
@@ -45,3 +58,42 @@ def test_each_box_has_its_own_cgroup_in_every_hierarchy() -> None:
     assert Path("/sys/fs/cgroup/memory/dnabox/lab/core-1") in paths
     assert Path("/sys/fs/cgroup/unified/dnabox/lab/core-1") in paths
     assert len(paths) == 5
+
+
+@pytest.fixture
+def freezer_cgroup() -> Iterator[Path]:
+    """A real freezer cgroup of this test's own, removed afterwards."""
+    root = CGROUP_FS / "freezer"
+    if os.geteuid() != 0 or not root.is_dir():
+        pytest.skip("needs root and the cgroup v1 freezer")
+    path = root / f"dnabox-test-{os.getpid()}"
+    path.mkdir()
+    try:
+        yield path
+    finally:
+        kill_all([path])
+        path.rmdir()
+
+
+def _sleeper_in(path: Path) -> int:
+    child = subprocess.Popen(["sh", "-c", f"echo $$ > {path}/cgroup.procs; exec sleep 600"])
+    while child.pid not in pids_in(path):  # the shell joins the cgroup as its first step
+        assert child.poll() is None, "the sleeper exited"
+    return child.pid
+
+
+def test_a_frozen_cgroup_is_frozen_and_thaws(freezer_cgroup: Path) -> None:
+    pid = _sleeper_in(freezer_cgroup)
+    set_frozen([freezer_cgroup], True)
+    assert (freezer_cgroup / "freezer.state").read_text().strip() == "FROZEN"
+    set_frozen([freezer_cgroup], False)
+    assert (freezer_cgroup / "freezer.state").read_text().strip() == "THAWED"
+    assert pid in pids_in(freezer_cgroup)
+
+
+def test_kill_all_ends_frozen_processes(freezer_cgroup: Path) -> None:
+    """A frozen process ignores SIGKILL until thawed: `lab down` must still end it."""
+    _sleeper_in(freezer_cgroup)
+    set_frozen([freezer_cgroup], True)
+    kill_all([freezer_cgroup], timeout=5)
+    assert pids_in(freezer_cgroup) == []

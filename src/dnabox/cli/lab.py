@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -71,6 +72,46 @@ def replace(
     fleet = fleet_from(inventory)
     report = lab.replace(fleet, box, log=_progress)
     stdout().print(f"[green]replaced[/] {', '.join(box)} in {report.seconds:.1f} s")
+
+
+BoxesToFreeze = Annotated[list[str], typer.Option(
+    "--box", help="Box to freeze or thaw (repeatable).")]
+PackageServer = Annotated[bool, typer.Option(
+    "--packages", help="The lab's package server too (installs stall on it).")]
+
+
+@app.command()
+@command
+def freeze(box: BoxesToFreeze = [],  # noqa: B006 (typer reads the default, never mutates it)
+           packages: PackageServer = False,
+           inventory: InventoryOption = DEFAULT_INVENTORY) -> None:
+    """Freeze boxes (a hung machine: connections open, nothing answers) or the package server.
+
+    For fault drills and tests: hold a run at a known point, then `dnabox lab thaw`.
+
+    Example: sudo dnabox lab freeze --box end-a-1
+    """
+    _set_frozen(box, packages, inventory, frozen=True)
+
+
+@app.command()
+@command
+def thaw(box: BoxesToFreeze = [],  # noqa: B006 (typer reads the default, never mutates it)
+         packages: PackageServer = False,
+         inventory: InventoryOption = DEFAULT_INVENTORY) -> None:
+    """Let frozen boxes (or the package server) run again.
+
+    Example: sudo dnabox lab thaw --box end-a-1
+    """
+    _set_frozen(box, packages, inventory, frozen=False)
+
+
+def _set_frozen(boxes: list[str], packages: bool, inventory: Path, *, frozen: bool) -> None:
+    if not boxes and not packages:
+        raise DnaboxError("name at least one --box, or --packages")
+    lab.freeze(fleet_from(inventory), boxes, frozen=frozen, package_server=packages)
+    what = [*boxes, *(["the package server"] if packages else [])]
+    stdout().print(f"{'frozen' if frozen else 'thawed'}: {', '.join(what)}")
 
 
 @app.command()

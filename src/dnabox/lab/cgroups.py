@@ -12,6 +12,7 @@ import contextlib
 import os
 import signal
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -115,11 +116,44 @@ def pids_in(path: Path) -> list[int]:
     return pids
 
 
+def set_frozen(paths: list[Path], frozen: bool, timeout: float = 10.0) -> None:
+    """Freeze (or thaw) every process in the cgroups, and return once the kernel says so.
+
+    A frozen box or server keeps its sockets open but answers nothing, the way a hung
+    machine does; fault tests hold a run at a known point with it. The v1 freezer is used
+    where it is mounted (hybrid hosts), the v2 ``cgroup.freeze`` file elsewhere.
+    """
+    v1 = [p / "freezer.state" for p in paths if (p / "freezer.state").exists()]
+    if v1:
+        wanted = "FROZEN" if frozen else "THAWED"
+        for state in v1:
+            state.write_text(wanted)
+        _await(lambda: all(s.read_text().strip() == wanted for s in v1), timeout, paths)
+        return
+    v2 = [p for p in paths if (p / "cgroup.freeze").exists()]
+    for path in v2:
+        (path / "cgroup.freeze").write_text("1" if frozen else "0")
+    flag = f"frozen {int(frozen)}"
+    _await(lambda: all(flag in (p / "cgroup.events").read_text().splitlines() for p in v2),
+           timeout, paths)
+
+
+def _await(done: Callable[[], bool], timeout: float, paths: list[Path]) -> None:
+    deadline = time.monotonic() + timeout
+    while not done():  # the kernel moves FREEZING -> FROZEN on its own; nothing to wait on
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"the freezer of {paths[0]} did not settle")
+        time.sleep(0.01)
+
+
 def kill_all(paths: list[Path], timeout: float = 10.0) -> None:
     """SIGKILL every process in the cgroups until none is left (forks race the first pass).
 
     Every process found there is ours: the lab made these cgroups and put its boxes in them.
+    A frozen process only dies once thawed, so the cgroups are thawed first.
     """
+    with contextlib.suppress(OSError, TimeoutError):
+        set_frozen([p for p in paths if p.is_dir()], False)
     deadline = time.monotonic() + timeout
     while True:
         pids = sorted({pid for path in paths for pid in pids_in(path)})

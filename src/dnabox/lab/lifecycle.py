@@ -161,6 +161,31 @@ def down(fleet: Fleet, paths: LabPaths | None = None, log: Log = _quiet) -> bool
         return True
 
 
+def freeze(fleet: Fleet, names: Sequence[str], *, frozen: bool = True,
+           package_server: bool = False, paths: LabPaths | None = None) -> None:
+    """Freeze (``frozen=False``: thaw) boxes, and the lab's package server if asked.
+
+    A frozen box is a hung machine: its addresses accept connections, nothing answers. A
+    frozen package server is a stalled mirror: installs wait on it. Fault tests use both to
+    hold a run at a known point, then let it go.
+    """
+    paths = paths or LabPaths()
+    check_host(building=False)
+    unknown = sorted(set(names) - {b.name for b in fleet.boxes})
+    if unknown:
+        raise DnaboxError(f"no box named {', '.join(unknown)} in fleet {fleet.name}")
+    with locked(paths.state_root):
+        state = load(paths.state_file(fleet.name))
+        if state is None or state.network is None:
+            raise DnaboxError(f"the lab of fleet {fleet.name} is not up",
+                              hint=f"dnabox lab up -i {fleet.source or 'FILE'}")
+        units = [Path(p) for name in names if name in state.boxes
+                 for p in state.boxes[name].cgroups]
+        if package_server:
+            units += [Path(p) for p in state.network.cgroups]
+        cgroups.set_frozen(units, frozen)
+
+
 def status(fleet: Fleet, paths: LabPaths | None = None) -> list[BoxStatus]:
     paths = paths or LabPaths()
     state = load(paths.state_file(fleet.name))
