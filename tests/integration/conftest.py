@@ -62,9 +62,15 @@ class Lab:
 
     @staticmethod
     def cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-        """The real `dnabox` CLI in a child process, as a user runs it."""
-        return subprocess.run([*DNABOX, *args], capture_output=True, text=True,
-                              timeout=timeout, check=False, cwd=ROOT)
+        """The real `dnabox` CLI in a child process, as a user runs it.
+
+        A child that outlives ``timeout`` is stopped with SIGABRT, so Python's fault
+        handler prints where every thread was in its stderr: a hang fails with its cause.
+        """
+        env = {**os.environ, "PYTHONFAULTHANDLER": "1"}
+        return subprocess.run(["timeout", "-s", "ABRT", "-k", "10", str(timeout), *DNABOX, *args],
+                              capture_output=True, text=True, timeout=timeout + 30,
+                              check=False, cwd=ROOT, env=env)
 
 
 DNABOX = (sys.executable, "-c", "from dnabox.cli.app import main; main()")

@@ -158,7 +158,9 @@ def test_box_killed_mid_install_fails_its_site_only_and_a_rerun_repairs_it(
         forget_role(converged, box.name, "cni")
     # end-a-1 must install a package again, from a package server the test holds frozen: its
     # package step waits there until the box has been killed, however slow this machine is.
-    converged.run("end-a-1", f"rm -f {FINGERPRINTS} && dpkg --purge crun >/dev/null")
+    # `apt-get clean`: a .deb left in apt's cache would install without the server.
+    converged.run("end-a-1", f"rm -f {FINGERPRINTS} && dpkg --purge crun >/dev/null "
+                             "&& apt-get clean")
     init = lab_state.load(converged.paths.state_file(converged.fleet.name))
     assert init is not None
     victim = init.boxes["end-a-1"].init
@@ -205,7 +207,9 @@ def test_concurrent_up_is_refused_and_resume_skips_finished_work(converged: Lab)
     """
     for box in converged.fleet.boxes:
         forget_role(converged, box.name, "cni")
-    converged.run("end-a-1", "dpkg --purge containernetworking-plugins >/dev/null")
+    # `apt-get clean`: a .deb left in apt's cache would install without the server.
+    converged.run("end-a-1", "dpkg --purge containernetworking-plugins >/dev/null "
+                             "&& apt-get clean")
     lab_api.freeze(converged.fleet, [], package_server=True, paths=converged.paths)
     try:
         # Through Ansible, whose apt task waits on the frozen server (as on a stalled mirror).
