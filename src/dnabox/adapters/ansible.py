@@ -137,11 +137,9 @@ def run_playbook(
     private_data_dir: Path,
     limit: list[str] | None = None,
     tags: list[str] | None = None,
-    skip_tags: list[str] | None = None,
     extravars: dict[str, Any] | None = None,
     forks: int = 50,
     on_event: Callable[[TaskEvent], None] | None = None,
-    check: bool = False,
     roles_path: Path | None = None,
 ) -> PlaybookResult:
     """Run ``playbook`` against ``inventory`` (a YAML-ready dict) and count results per host.
@@ -166,7 +164,6 @@ def run_playbook(
         # file contents; the stdout file holds the (no_log-filtered) log.
         return event.get("event") == "playbook_on_stats"
 
-    cmdline = "--check --diff" if check else None
     try:
         runner = ansible_runner.run(
             private_data_dir=str(private_data_dir),
@@ -174,14 +171,12 @@ def run_playbook(
             inventory=inventory,
             limit=",".join(limit) if limit else None,
             tags=",".join(tags) if tags else None,
-            skip_tags=",".join(skip_tags) if skip_tags else None,
             extravars=extravars or {},
             forks=forks,
             envvars={
                 **PERFORMANCE_ENV,
                 "ANSIBLE_ROLES_PATH": str(roles_path or playbook.resolve().parent / "roles"),
             },
-            cmdline=cmdline,
             event_handler=handle,
             quiet=True,
             rotate_artifacts=3,

@@ -26,10 +26,6 @@ class LabPaths:
     def state_file(self, fleet: str) -> Path:
         return self.fleet_dir(fleet) / "state.json"
 
-    def lock_file(self, fleet: str) -> Path:
-        # Beside, not inside, the fleet directory: `lab down` removes the directory.
-        return self.state_root / f".{fleet}.lock"
-
     def private_key(self, fleet: str) -> Path:
         return self.fleet_dir(fleet) / "id_ed25519"
 

@@ -27,7 +27,3 @@ class Event:
 
 
 EventSink = Callable[[Event], None]
-
-
-def discard(_: Event) -> None:
-    """A sink for callers that do not watch progress."""
