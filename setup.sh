@@ -18,7 +18,7 @@ fi
 
 apt_packages=(
   python3 python3-venv python3-pip git graphviz iproute2 iptables
-  openssh-client openssh-server debootstrap dpkg-dev
+  openssh-client openssh-server debootstrap dpkg-dev shellcheck
   openvswitch-switch containerd runc crun containernetworking-plugins
   nats-server
 )

@@ -6,6 +6,7 @@ import base64
 import json
 import re
 import subprocess
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -49,18 +50,15 @@ COVERED = {
     "Container runtime | Install the NVIDIA container toolkit": "artifacts: never direct",
     "Container runtime | Look for the NVIDIA driver": "artifacts: never direct",
     "Container runtime | Write the CDI spec of the GPUs": "artifacts: never direct",
-    "Container runtime | Create directories of managed files": "put: mkdir -p",
-    "Container runtime | Render managed files": "put: each rendered file",
+    "Container runtime | Managed files": "put: each rendered file (base's files tasks)",
     "Container runtime | Mount cgroups and run containerd": "dnabox-containerd-apply",
     "Ovs | Install Open vSwitch": "one apt transaction",
-    "Ovs | Create directories of managed files": "put: mkdir -p",
-    "Ovs | Render managed files": "put: each rendered file",
+    "Ovs | Managed files": "put: each rendered file (base's files tasks)",
     "Ovs | Run Open vSwitch and apply the bridge, port and address layout": "dnabox-ovs-apply",
     "Cni | Install the container networking plugins": "one apt transaction",
     "Cni | Fetch ovs-cni": "artifacts: never direct",
     "Cni | Install ovs-cni": "artifacts: never direct",
-    "Cni | Create directories of managed files": "put: mkdir -p",
-    "Cni | Render managed files": "put: each rendered file",
+    "Cni | Managed files": "put: each rendered file (base's files tasks)",
 }
 # Handlers: the program runs the apply script's --reload when the role's files changed.
 HANDLER_COMMANDS = {"base": "dnabox-base-apply --reload",
@@ -124,7 +122,7 @@ def lab_program(roles: list[str]) -> tuple[Any, str]:
     plan = plan_fleet(fleet, project, inventory)["core-1"]
     program = build_program(
         plan, roles, box_variables(inventory, "core-1"),
-        assets=ProgramAssets("#!/bin/sh\nexit 101\n", ProgramAssets.load(project).dpkg_recover),
+        assets=replace(ProgramAssets.load(project), policy_rc="#!/bin/sh\nexit 101\n"),
         fingerprints_document=json.dumps({"fingerprints": plan.fingerprints}).encode(),
         state_file="/var/lib/dnabox/fingerprints.json")
     return plan, program.script
@@ -145,14 +143,15 @@ def test_program_installs_packages_files_then_applies_in_role_order() -> None:
         f"base: {POLICY_RC}", "packages", "base: files", "container_runtime: files",
         "ovs: files", "cni: files", "base: apply", "container_runtime: apply", "ovs: apply",
         "fingerprints"]
-    wanted = re.search(r"^for package in (.+); do$", script, re.M)
+    # One call of the program's install_missing (templates/apply/direct-program.sh).
+    wanted = re.search(r"^install_missing (.+)$", script, re.M)
     assert wanted is not None
     assert wanted.group(1).split()[:2] == ["ca-certificates", "kmod"]
     assert "openvswitch-switch" in wanted.group(1).split()
     # dpkg's journal of an interrupted run is finished first: apt refuses to run before.
     recovery = script.index("ls -A /var/lib/dpkg/updates")
     configure = script.index("--force-confold --configure -a")
-    assert recovery < configure < script.index("apt-get install")
+    assert recovery < configure < script.index("\ninstall_missing ")
     files = decoded_files(script)
     assert files.pop(POLICY_RC) == "#!/bin/sh\nexit 101\n"
     assert files == {f.dest: f.content for f in plan.files}

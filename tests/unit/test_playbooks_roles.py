@@ -6,6 +6,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+import jinja2
 import pytest
 import yaml
 
@@ -85,12 +86,20 @@ def test_inventory_provides_every_required_variable(sample: str) -> None:
 
 
 @pytest.mark.parametrize("role", ROLE_ORDER)
-def test_task_names_are_role_prefixed_and_files_filter_their_own_role(role: str) -> None:
+def test_task_names_are_role_prefixed_and_managed_files_come_from_one_task_file(role: str) -> None:
     title = load(ROLES / role / "tasks" / "main.yml")[0]["name"].split(" | ")[0]
     for task in tasks_of(role):
         assert task["name"].startswith(f"{title} | "), f"{role}: {task['name']}"
-    files = (ROLES / role / "tasks" / "files.yml").read_text(encoding="utf-8")
-    assert files.count(f"selectattr('role', 'equalto', '{role}')") == 2
+    # Managed files: the one shared task file of the base role, told which role's entries.
+    shared = load(ROLES / "base" / "tasks" / "files.yml")
+    assert all("selectattr('role', 'equalto', base_files_role)" in t["loop"] for t in shared)
+    imports = [t for t in load(ROLES / role / "tasks" / "main.yml")
+               if t.get("vars", {}).get("base_files_role") is not None]
+    assert [t["vars"]["base_files_role"] for t in imports] == [role]
+    source = imports[0].get("ansible.builtin.import_role") or {"name": "base",
+                                                               "tasks_from": "files"}
+    assert (source["name"], source["tasks_from"]) == ("base", "files")
+    assert not (ROLES / role / "tasks" / "files.yml").exists() or role == "base"
 
 
 def _handler_topics() -> set[str]:
@@ -98,7 +107,8 @@ def _handler_topics() -> set[str]:
     for role in ROLE_ORDER:
         for handler in load(ROLES / role / "handlers" / "main.yml") or []:
             topics.add(handler["name"])
-            topics.add(handler.get("listen", handler["name"]))
+            listen = handler.get("listen", handler["name"])
+            topics.update([listen] if isinstance(listen, str) else listen)
     return topics
 
 
@@ -108,7 +118,10 @@ def test_every_notification_reaches_a_handler() -> None:
         for task in tasks_of(role):
             notify = task.get("notify")
             for name in [notify] if isinstance(notify, str) else notify or []:
-                assert name in topics, f"{role}: notifies {name!r}, which no handler hears"
+                # The shared managed-files tasks notify the handlers of the role they render
+                # for: each role's name must reach one of its own handlers.
+                for told in {jinja2.Template(name).render(base_files_role=r) for r in ROLE_ORDER}:
+                    assert told in topics, f"{role}: notifies {told!r}, which no handler hears"
 
 
 def test_site_playbook_tags_each_role_and_honours_the_plan() -> None:

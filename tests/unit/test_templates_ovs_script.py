@@ -99,7 +99,7 @@ def check(tmp_path: Path, state: dict[str, object]) -> list[str]:
     values = {**defaults, **box_variables(render_inventory(fleet, project), "core-1"),
               "ovs_run_dir": str(tmp_path), "ovs_db_file": str(tmp_path / "state.json")}
     script = template_environment(project.templates).get_template(
-        "ovs/dnabox-ovs-apply.sh.j2").render(values)
+        "apply/dnabox-ovs-apply.sh.j2").render(values)
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir(exist_ok=True)
     for name, body in (("ovs-vsctl", VSCTL), ("ip", IP), ("dnabox-daemon", DAEMON)):

@@ -111,7 +111,10 @@ def test_ansible_renders_every_file_exactly_like_the_planner(sample: str) -> Non
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 # The template action's settings: trim_blocks on, trailing newline kept.
-                by_ansible = Templar(loader=DataLoader(), variables=values).template(
+                # Its search path for includes holds the template's own directory.
+                templar = Templar(loader=DataLoader(), variables=values).copy_with_new_env(
+                    searchpath=[str((PROJECT.templates / entry["src"]).parent)])
+                by_ansible = templar.template(
                     trust_as_template(source), preserve_trailing_newlines=True,
                     escape_backslashes=False, overrides={"trim_blocks": True})
             assert by_ansible == env.get_template(entry["src"]).render(values), (
@@ -182,7 +185,7 @@ def test_ovs_apply_script_is_valid_shell_with_every_tunnel(sample: str, tmp_path
     fleet = fleet_of(sample)
     inventory = render_inventory(fleet, PROJECT)
     for box in fleet.boxes:
-        script = render(fleet, box.name, "ovs/dnabox-ovs-apply.sh.j2")
+        script = render(fleet, box.name, "apply/dnabox-ovs-apply.sh.j2")
         path = tmp_path / f"{box.name}.sh"
         path.write_text(script)
         assert subprocess.run(["sh", "-n", str(path)], check=False).returncode == 0

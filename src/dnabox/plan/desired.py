@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import posixpath
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -76,12 +78,38 @@ def load_managed_files(templates: Path) -> list[ManagedFile]:
     return [ManagedFile(e["role"], e["src"], e["dest"], e["mode"]) for e in read_table(templates)]
 
 
+class _FragmentLoader(jinja2.FileSystemLoader):
+    """A file that is not a ``.j2`` template is a plain fragment included into one. Ansible
+    keeps the trailing newline of the template it renders but drops an included one's
+    (its environment does not keep trailing newlines): so does the planner."""
+
+    def get_source(self, environment: jinja2.Environment,
+                   template: str) -> tuple[str, str, Callable[[], bool]]:
+        source, filename, uptodate = super().get_source(environment, template)
+        if not template.endswith(".j2") and source.endswith("\n"):
+            source = source[:-1]
+        return source, filename, uptodate
+
+
+class _TemplateEnvironment(jinja2.Environment):
+    """Ansible's template action also finds an ``{% include %}`` beside the template that
+    includes it (``templates/apply/header.sh`` for ``apply/*.sh.j2``): so does the planner."""
+
+    def __init__(self, templates: Path) -> None:
+        # Match Ansible's template module: trim_blocks on, trailing newline kept.
+        super().__init__(
+            loader=_FragmentLoader(str(templates)), undefined=jinja2.StrictUndefined,
+            trim_blocks=True, keep_trailing_newline=True, autoescape=False,
+        )
+        self.templates = templates
+
+    def join_path(self, template: str, parent: str) -> str:
+        beside = posixpath.join(posixpath.dirname(parent), template)
+        return beside if (self.templates / beside).is_file() else template
+
+
 def template_environment(templates: Path) -> jinja2.Environment:
-    # Match Ansible's template module: trim_blocks on, trailing newline kept.
-    return jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(templates)), undefined=jinja2.StrictUndefined,
-        trim_blocks=True, keep_trailing_newline=True, autoescape=False,
-    )
+    return _TemplateEnvironment(templates)
 
 
 @cache

@@ -60,64 +60,23 @@ class DirectProgram:
 
 @dataclass(frozen=True)
 class ProgramAssets:
-    """Files the Ansible side runs too; the program embeds their text, so both paths share one
-    copy: the base role's ``files/policy-rc.d`` and ``playbooks/files/dpkg-recover.sh``."""
+    """Shell files the program embeds, so each has one copy: the apply scripts' header
+    (``templates/apply/header.sh``) and the program's functions (``direct-program.sh``)
+    beside it; the base role's ``files/policy-rc.d`` and ``playbooks/files/dpkg-recover.sh``,
+    which the Ansible side runs too."""
 
+    header: str
+    functions: str
     policy_rc: str
     dpkg_recover: str
 
     @classmethod
     def load(cls, locations: Locations) -> ProgramAssets:
-        return cls(policy_rc=(locations.roles / "base" / "files" / "policy-rc.d").read_text(),
+        apply = locations.templates / "apply"
+        return cls(header=(apply / "header.sh").read_text(),
+                   functions=(apply / "direct-program.sh").read_text(),
+                   policy_rc=(locations.roles / "base" / "files" / "policy-rc.d").read_text(),
                    dpkg_recover=(locations.playbooks / "files" / "dpkg-recover.sh").read_text())
-
-
-_PRELUDE = """\
-set -eu
-export DEBIAN_FRONTEND=noninteractive
-export PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin"
-umask 022
-systemd=0
-[ -d /run/systemd/system ] && systemd=1
-step() { echo "@@dnabox-step $*"; }
-log=$(mktemp)
-trap 'rm -f "$log"' EXIT
-# put DEST MODE FLAG < base64: replace DEST when content or mode differ; FLAG marks the
-# role whose handlers (the apply script's --reload) must then run.
-put() {
-  mkdir -p "$(dirname "$1")"
-  base64 -d > "$1.dnabox-new"
-  chmod "$2" "$1.dnabox-new"
-  if cmp -s "$1.dnabox-new" "$1" && [ "$(stat -c %a "$1")" = "${2#0}" ]; then
-    rm -f "$1.dnabox-new"
-  else
-    mv -f "$1.dnabox-new" "$1"
-    echo "CHANGED: file $1"
-    eval "$3=1"
-  fi
-}
-# quiet COMMAND...: output only when it fails (apt's progress is noise on success).
-quiet() {
-  "$@" > "$log" 2>&1 || { status=$?; tail -n 25 "$log" >&2; return "$status"; }
-}
-"""
-
-_PACKAGES = """\
-installed=" $(dpkg-query -W -f='${{db:Status-Status}} ${{Package}}\\n' {wanted} 2>/dev/null \\
-  | awk '$1 == "installed" {{printf "%s ", $2}}')"
-missing=""
-for package in {wanted}; do
-  case "$installed" in *" $package "*) ;; *) missing="$missing $package" ;; esac
-done
-if [ -n "$missing" ]; then
-  # Retries: a mirror (or the lab's repository) busy with a whole fleet refuses some.
-  quiet apt-get -q -o Acquire::Retries=5 update
-  # shellcheck disable=SC2086
-  quiet apt-get install -y -q --no-install-recommends -o Acquire::Retries=5 \\
-    -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold $missing
-  echo "CHANGED: packages installed:$missing"
-fi
-"""
 
 
 def _heredoc(content: bytes) -> str:
@@ -157,8 +116,9 @@ def build_program(plan: BoxPlan, roles: Iterable[str], variables: Mapping[str, A
     unknown += [r for r in ordered if not direct_capable(r, variables)]
     if unknown:
         raise ValueError(f"{plan.box}: roles {unknown} cannot take the direct path")
-    parts = [_PRELUDE]
-    parts += [f"{_flag(role)}=0\n" for role in ordered]
+    parts = [assets.header, assets.functions]
+    # Flags of roles with an apply script: only they have a reload to run.
+    parts += [f"{_flag(role)}=0\n" for role in ordered if DIRECT_ROLES[role]]
     if "base" in ordered:
         # Before any package: maintainer scripts must not start daemons on boxes without
         # systemd (dnabox-daemon starts them with the managed configuration).
@@ -169,7 +129,7 @@ def build_program(plan: BoxPlan, roles: Iterable[str], variables: Mapping[str, A
     if wanted:
         parts.append("step packages\n")
         parts.append(assets.dpkg_recover)
-        parts.append(_PACKAGES.format(wanted=" ".join(shlex.quote(p) for p in wanted)))
+        parts.append(f"install_missing {' '.join(shlex.quote(p) for p in wanted)}\n")
     for role in ordered:
         files = plan.role(role).files
         if files:

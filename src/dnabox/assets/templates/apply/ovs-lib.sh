@@ -1,58 +1,9 @@
-#!/bin/sh
-# Managed by dnabox (role ovs): Open vSwitch on {{ dnabox_box }}, its daemons and layout,
-# applied idempotently. The ovs role runs it, `dnabox up` runs it in the same SSH round
-# trip that installs the packages and files, and dnabox-ovs.service runs it at boot.
-#   dnabox-ovs-apply           converge; prints one "CHANGED: ..." line per change made
-#   dnabox-ovs-apply --check   print what would change, change nothing
-#   dnabox-ovs-apply --reload  make a changed unit file known to systemd
-# One bridge per network plane holding the plane's NIC and its address; one bridge per
-# overlay holding a VXLAN port to every peer and the overlay address. The userspace
-# (netdev) datapath is used where the openvswitch kernel module is missing.
-set -eu
-# Wherever it runs from (Ansible, an SSH command, a systemd unit), the admin tools resolve.
-export PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin"
-mode=${1:-apply}
-check=0
-[ "$mode" = --check ] && check=1
-systemd=0
-[ -d /run/systemd/system ] && systemd=1
-vsctl="ovs-vsctl --timeout=20"
-changes=0
-
-changed() { echo "CHANGED: $*"; changes=$((changes + 1)); }
-apply() { [ "$check" = 1 ] || "$@"; }
-
-if [ "$mode" = --reload ]; then
-  if [ "$systemd" = 1 ]; then
-    systemctl daemon-reload
-    echo "CHANGED: systemd units reloaded"
-  fi
-  exit 0
-fi
-
-# The daemons: Debian's unit under systemd, dnabox-daemon elsewhere (Debian's paths).
-if [ "$systemd" = 1 ]; then
-  systemctl -q is-enabled openvswitch-switch 2>/dev/null || { changed "openvswitch-switch enabled"; apply systemctl -q enable openvswitch-switch; }
-  systemctl -q is-active openvswitch-switch || { changed "openvswitch-switch started"; apply systemctl start openvswitch-switch; }
-  # Addresses and routes live in the kernel, not in the OVS database: re-apply at boot.
-  systemctl -q is-enabled dnabox-ovs.service 2>/dev/null || { changed "dnabox-ovs.service enabled"; apply systemctl -q enable dnabox-ovs.service; }
-else
-  [ -d {{ ovs_run_dir }} ] || { changed "directory {{ ovs_run_dir }}"; apply mkdir -p {{ ovs_run_dir }}; }
-  [ -e {{ ovs_db_file }} ] || { changed "database {{ ovs_db_file }} created"; apply ovsdb-tool create {{ ovs_db_file }} {{ ovs_db_schema }}; }
-  if ! dnabox-daemon status ovsdb-server; then
-    changed "ovsdb-server started"
-    apply dnabox-daemon start ovsdb-server --ready {{ ovs_run_dir }}/db.sock -- \
-      /usr/sbin/ovsdb-server {{ ovs_db_file }} --remote=punix:{{ ovs_run_dir }}/db.sock \
-      --remote=db:Open_vSwitch,Open_vSwitch,manager_options --pidfile={{ ovs_run_dir }}/ovsdb-server.pid >/dev/null
-  fi
-  # A no-op once the database holds its root record.
-  apply $vsctl --no-wait init
-  if ! dnabox-daemon status ovs-vswitchd; then
-    changed "ovs-vswitchd started"
-    apply dnabox-daemon start ovs-vswitchd --ready {{ ovs_run_dir }}/ovs-vswitchd.pid -- \
-      /usr/sbin/ovs-vswitchd unix:{{ ovs_run_dir }}/db.sock --pidfile={{ ovs_run_dir }}/ovs-vswitchd.pid >/dev/null
-  fi
-fi
+# shellcheck shell=sh
+# The static part of dnabox-ovs-apply (included when the script is rendered, after the
+# header and the daemons): read the OVS layout once, the ensure_* steps that queue one
+# transaction, and the kernel-side steps (addresses, links, routes). The rendered script
+# adds only the box's data: which bridges, ports, tunnels and addresses to ensure.
+# Plain sh: no template syntax. Uses the header's check, changed and apply, and $vsctl.
 if [ "$check" = 1 ] && ! $vsctl --no-wait show >/dev/null 2>&1; then
   echo "CHANGED: the layout would be applied once Open vSwitch runs"
   exit 0
@@ -74,6 +25,7 @@ interface_type=$(dump interface type)
 interface_options=$(dump interface options)
 interface_mtu=$(dump interface mtu_request)
 port_protected=$(dump port protected)
+# shellcheck disable=SC2034 # read only where a plane has a VLAN
 port_tag=$(dump port tag)
 bridge_datapath=$(dump bridge datapath_type)
 bridge_config=$(dump bridge other_config)
@@ -252,48 +204,7 @@ ensure_route() {
 # A locally administered MAC derived from an IPv4 address: stable across restarts, so
 # neighbours' ARP caches stay valid when a bridge is recreated.
 mac_for() {
-  # shellcheck disable=SC2046
-  printf '0e:da:%02x:%02x:%02x:%02x' $(echo "$1" | cut -d/ -f1 | tr . ' ')
+  # shellcheck disable=SC2046 # split on purpose: the address's four octets
+  set -- $(echo "${1%%/*}" | tr . ' ')
+  printf '0e:da:%02x:%02x:%02x:%02x' "$1" "$2" "$3" "$4"
 }
-
-# Open vSwitch first (one transaction), then the kernel: addresses, links and routes.
-{% for plane in dnabox_plane_bridges %}
-# Plane {{ plane.plane }}: {{ plane.nic }} on {{ plane.bridge }}.
-ensure_bridge {{ plane.bridge }} {{ plane.mtu }} "$(cat /sys/class/net/{{ plane.nic }}/address 2>/dev/null || true)"
-ensure_port {{ plane.bridge }} {{ plane.nic }}
-ensure_column "$interface_mtu" interface {{ plane.nic }} mtu_request {{ plane.mtu }}
-{% if plane.vlan %}
-ensure_column "$port_tag" port {{ plane.bridge }} tag {{ plane.vlan }}
-{% endif %}
-{% endfor %}
-{% for overlay in dnabox_overlays %}
-# Overlay {{ overlay.overlay }}: VNI {{ overlay.vni }} on {{ overlay.bridge }}.
-ensure_bridge {{ overlay.bridge }} {{ overlay.mtu }} "$(mac_for {{ overlay.address }})"
-ensure_tunnels {{ overlay.bridge }} {{ overlay.vni }} <<'TUNNELS'
-{% for tunnel in overlay.tunnels %}
-{{ tunnel.port }} {{ tunnel.remote_ip }}
-{% endfor %}
-TUNNELS
-{% endfor %}
-commit
-
-{% for plane in dnabox_plane_bridges %}
-# Plane {{ plane.plane }}: {{ plane.address }} moves from {{ plane.nic }} to {{ plane.bridge }}.
-wait_for_device {{ plane.bridge }}
-ensure_up {{ plane.nic }}
-drop_address {{ plane.nic }} {{ plane.address }}
-ensure_address {{ plane.bridge }} {{ plane.address }}
-ensure_up {{ plane.bridge }}
-{% if plane.gateway %}
-ensure_route {{ plane.plane_cidr }} {{ plane.gateway }} {{ plane.bridge }}
-{% endif %}
-
-{% endfor %}
-{% for overlay in dnabox_overlays %}
-# Overlay {{ overlay.overlay }}: {{ overlay.address }} on {{ overlay.bridge }}.
-wait_for_device {{ overlay.bridge }}
-ensure_address {{ overlay.bridge }} {{ overlay.address }}
-ensure_up {{ overlay.bridge }}
-
-{% endfor %}
-[ "$changes" -gt 0 ] || echo "converged: nothing to change"
