@@ -16,21 +16,21 @@ from pathlib import Path
 import pytest
 
 from dnabox.inventory import load_fleet
+from dnabox.locations import ASSETS, Locations
 from dnabox.plan.ansible_inventory import render_inventory
 from dnabox.plan.catalogue import CATALOGUE
 from dnabox.plan.desired import box_variables, plan_fleet
 from dnabox.plan.direct import STEP_MARK, ProgramAssets, build_program, direct_capable
-from dnabox.plan.project import ProjectPaths
 from dnabox.provision.remote import FINGERPRINTS, fingerprints_document
 
 ROOT = Path(__file__).resolve().parents[2]
-PROJECT = ProjectPaths(ROOT)
+PROJECT = Locations(ROOT, ROOT / ".dnabox")
 SAMPLES = ["lab", "smartx-playground"]
-FRAGMENTS = sorted((ROOT / "templates" / "apply").glob("*.sh"))
+FRAGMENTS = sorted((ASSETS / "templates" / "apply").glob("*.sh"))
 # Whole scripts kept as files: checked exactly as they run.
 SCRIPTS = [ROOT / ".ci" / "run", ROOT / "setup.sh",
-           ROOT / "playbooks" / "files" / "dpkg-recover.sh",
-           ROOT / "playbooks" / "roles" / "base" / "files" / "policy-rc.d"]
+           ASSETS / "playbooks" / "files" / "dpkg-recover.sh",
+           ASSETS / "playbooks" / "roles" / "base" / "files" / "policy-rc.d"]
 # A fragment's own variables are used by its includer, and it uses the includer's.
 FRAGMENT_EXCLUDES = "SC2034,SC2154"
 
@@ -71,7 +71,7 @@ def test_fragments_are_plain_shell_without_template_syntax() -> None:
         assert not any(mark in text for mark in ("{{", "{%", "{#")), fragment.name
         assert text.startswith("# shellcheck shell=sh\n"), fragment.name
     # The program's steps are what provision.direct reads back.
-    assert f'echo "{STEP_MARK}$*"' in (ROOT / "templates/apply/direct-program.sh").read_text()
+    assert f'echo "{STEP_MARK}$*"' in (ASSETS / "templates/apply/direct-program.sh").read_text()
 
 
 def rendered_scripts(tmp_path: Path) -> list[Path]:
