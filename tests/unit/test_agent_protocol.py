@@ -107,7 +107,7 @@ def test_fast_path_imports_none_of_the_heavy_libraries(tmp_path: Path) -> None:
     probe = ("import sys; from dnabox.cli.fast_exec import run; "
              "assert run(['-i', sys.argv[1], '--', 'true']) is None; "
              "print(sorted({m.split('.')[0] for m in sys.modules} & "
-             "{'typer', 'click', 'rich', 'pydantic', 'yaml', 'paramiko', 'jinja2'}))")
+             "{'typer', 'click', 'rich', 'pydantic', 'yaml', 'paramiko', 'asyncssh', 'jinja2'}))")
     inventory = tmp_path / "fleet.yaml"
     inventory.write_text("name: lab\n")
     result = subprocess.run([sys.executable, "-c", probe, str(inventory)], capture_output=True,

@@ -1,6 +1,6 @@
 """The connection agent: keeps a fleet's authenticated SSH connections between `dnabox exec`s.
 
-Like OpenSSH's ControlPersist, with paramiko. Started in the background by `dnabox exec` and
+Like OpenSSH's ControlPersist, with asyncssh. Started in the background by `dnabox exec` and
 `dnabox up` (``python -m dnabox.provision.agent``), one per fleet state dir, it listens on
 ``<state dir>/agent.sock`` (0600 in a 0700 dir) and serves only clients of its own uid
 (SO_PEERCRED). Each request runs one channel per box over the kept transports; host keys are
@@ -23,12 +23,13 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from typing import BinaryIO
 
+from dnabox.adapters.ssh import Job, JobResult
 from dnabox.errors import DnaboxError
 from dnabox.inventory import load_fleet
 from dnabox.plan.selection import select_boxes
+from dnabox.provision.agent_batch import result_message
 from dnabox.provision.agent_fleet import FleetConnections
 from dnabox.provision.agent_protocol import (
     LOCK_NAME,
@@ -39,7 +40,7 @@ from dnabox.provision.agent_protocol import (
     send,
     socket_path,
 )
-from dnabox.provision.agent_requests import Fallback, parse_exec
+from dnabox.provision.agent_requests import Fallback, parse_batch, parse_exec
 from dnabox.provision.fanout import fan_out_over
 
 # A client sends its request and its "go" at once; waiting longer means it is gone.
@@ -132,6 +133,9 @@ class Agent:
         elif request.get("op") == "exec":
             with self._busy():
                 self.run_exec(conn, stream, request)
+        elif request.get("op") == "batch":
+            with self._busy():
+                self.run_batch(conn, request)
         else:
             send(conn, {"t": "fallback", "reason": "unknown request"})
 
@@ -174,6 +178,32 @@ class Agent:
             {"box": r.box, "rc": r.rc, "seconds": r.seconds, "error": r.error}
             for r in results]})
 
+    def run_batch(self, conn: socket.socket, request: Message) -> None:
+        """Commands chosen by the full CLI (status, `up`'s preflight) over kept connections.
+
+        Each answer goes out as its box ends; a client that loses the stream runs the boxes
+        it has no answer for itself, so every command here must be safe to run twice (reads,
+        and the lease, which its own run may take again)."""
+        try:
+            inventory, jobs, parallel = parse_batch(request, self.cwd)
+            with self.connections.lease(inventory) as (fleet, pool):
+                known = {b.name for b in fleet.boxes}
+                if any(job.box not in known for job in jobs):
+                    raise Fallback("a box of the batch is not in the fleet")
+                sender = _LineSender(conn)
+                started = time.monotonic()
+                answers = pool.run_many(
+                    [Job(j.box, fleet.ssh_for(fleet.box(j.box)), j.command, j.stdin, j.timeout)
+                     for j in jobs], parallel=parallel, on_result=sender.result)
+        except Fallback as answer:
+            log(f"fallback: {answer}")
+            send(conn, {"t": "fallback", "reason": str(answer)})
+            return
+        failed = sum(1 for a in answers if a.result is None)
+        log(f"batch on {len(answers)} boxes, {failed} unreachable, "
+            f"{time.monotonic() - started:.2f}s")
+        sender.send({"t": "end"})
+
     def status(self) -> Message:
         with self._lock:
             idle = time.monotonic() - self.last_request
@@ -204,11 +234,17 @@ class _LineSender:
         conn.settimeout(SEND_TIMEOUT)
 
     def line(self, box: str, line: str) -> None:
+        self.send({"t": "line", "box": box, "line": line})
+
+    def result(self, answer: JobResult) -> None:
+        self.send(result_message(answer))
+
+    def send(self, message: Message) -> None:
         with self._lock:
             if self._broken:
                 return
             try:
-                send(self._conn, {"t": "line", "box": box, "line": line})
+                send(self._conn, message)
             except OSError:
                 self._broken = True
 
@@ -223,14 +259,9 @@ def _same_inode(path: str, inode: int) -> bool:
 def _warm(connections: FleetConnections, inventory: str) -> None:
     """Connect to every box up front, so even the first exec after `up` reuses connections."""
     with connections.lease(inventory) as (fleet, pool):
-        def one(name: str) -> None:
-            try:
-                pool.get(name, fleet.ssh_for(fleet.box(name))).connect()
-            except DnaboxError as exc:
-                log(f"{name}: not connected: {exc.message}")
-
-        with ThreadPoolExecutor(max_workers=16) as executor:
-            list(executor.map(one, [b.name for b in fleet.boxes]))
+        failed = pool.connect_many([(b.name, fleet.ssh_for(b)) for b in fleet.boxes])
+        for name, reason in sorted(failed.items()):
+            log(f"{name}: not connected: {reason}")
 
 
 def listen(path: str) -> socket.socket:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 from dataclasses import dataclass
 
 from dnabox.provision.agent_protocol import PROTOCOL_VERSION, Message
@@ -52,3 +54,47 @@ def parse_exec(request: Message, agent_cwd: str) -> ExecJob:
         raise Fallback("malformed request: parallel")
     return ExecJob(inventory, command, _names(request, "boxes"), _names(request, "sites"),
                    _names(request, "tiers"), parallel)
+
+
+@dataclass(frozen=True)
+class BatchJob:
+    box: str
+    command: str
+    stdin: bytes
+    timeout: float
+
+
+def batch_request(inventory: str, cwd: str, jobs: list[BatchJob], parallel: int) -> Message:
+    """Commands are sent once each and named by index: a fleet mostly runs one command."""
+    commands: dict[str, int] = {}
+    for job in jobs:
+        commands.setdefault(job.command, len(commands))
+    return {"v": PROTOCOL_VERSION, "op": "batch", "inventory": inventory, "cwd": cwd,
+            "commands": list(commands), "parallel": parallel,
+            "jobs": [[j.box, commands[j.command], base64.b64encode(j.stdin).decode(),
+                      j.timeout] for j in jobs]}
+
+
+def parse_batch(request: Message, agent_cwd: str) -> tuple[str, list[BatchJob], int]:
+    """The inventory, jobs and parallelism of a batch; Fallback when it is not one."""
+    if request.get("cwd") != agent_cwd:
+        raise Fallback("the client runs in another working directory")
+    inventory, commands = request.get("inventory"), request.get("commands")
+    raw, parallel = request.get("jobs"), request.get("parallel", 256)
+    if not isinstance(inventory, str) or not inventory.startswith("/"):
+        raise Fallback("malformed request: inventory")
+    if not isinstance(commands, list) or not all(isinstance(c, str) for c in commands):
+        raise Fallback("malformed request: commands")
+    if not isinstance(parallel, int) or isinstance(parallel, bool) or parallel < 1:
+        raise Fallback("malformed request: parallel")
+    if not isinstance(raw, list):
+        raise Fallback("malformed request: jobs")
+    jobs = []
+    for entry in raw:
+        try:
+            box, index, stdin, timeout = entry
+            jobs.append(BatchJob(str(box), commands[index], base64.b64decode(stdin, validate=True),
+                                 float(timeout)))
+        except (TypeError, ValueError, IndexError, binascii.Error):
+            raise Fallback("malformed request: jobs") from None
+    return inventory, jobs, parallel

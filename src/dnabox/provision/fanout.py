@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from dnabox.adapters.ssh import ConnectionPool, RetryPolicy
-from dnabox.errors import DnaboxError
+from dnabox.adapters.ssh import ConnectionPool, Job, JobResult, RetryPolicy
 from dnabox.inventory.model import Box, Fleet
 
 # One quick retry only: an interactive fan-out should report a dead box, not wait on it.
@@ -35,15 +33,14 @@ def fan_out_over(pool: ConnectionPool, fleet: Fleet, boxes: list[Box], command: 
                  on_line: Callable[[str, str], None], *, parallel: int = 64,
                  timeout: float = 600.0) -> list[ExecResult]:
     """:func:`fan_out` over connections the caller keeps (the connection agent's pool)."""
-    def one(box: Box) -> ExecResult:
-        try:
-            result = pool.get(box.name, fleet.ssh_for(box)).run(
-                command, timeout=timeout, on_output=lambda line: on_line(box.name, line))
-        except DnaboxError as exc:
-            return ExecResult(box.name, None, 0.0, exc.message)
-        for line in result.stderr.splitlines():
-            on_line(box.name, line)
-        return ExecResult(box.name, result.rc, result.seconds)
+    jobs = [Job(box.name, fleet.ssh_for(box), command, timeout=timeout) for box in boxes]
 
-    with ThreadPoolExecutor(max_workers=max(1, min(parallel, len(boxes)))) as executor:
-        return list(executor.map(one, boxes))
+    def stderr_after_stdout(answer: JobResult) -> None:
+        if answer.result is not None:
+            for line in answer.result.stderr.splitlines():
+                on_line(answer.box, line)
+
+    return [ExecResult(a.box, None, 0.0, a.error) if a.result is None
+            else ExecResult(a.box, a.result.rc, a.result.seconds)
+            for a in pool.run_many(jobs, parallel=parallel, on_line=on_line,
+                                   on_result=stderr_after_stdout)]

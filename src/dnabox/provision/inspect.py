@@ -4,14 +4,20 @@ from __future__ import annotations
 
 import difflib
 import shlex
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from dnabox.adapters.ssh import BoxConnection, ConnectionPool
+from dnabox.adapters.ssh import BoxConnection, ConnectionPool, Job
 from dnabox.errors import DnaboxError
 from dnabox.inventory.model import Fleet
 from dnabox.plan.desired import BoxPlan, RenderedFile
-from dnabox.provision.remote import BoxState, RoleDecision, decide, read_state
+from dnabox.provision.agent_batch import BatchOutcome, run_batch
+from dnabox.provision.remote import (
+    BoxState,
+    RoleDecision,
+    decide,
+    preflight_command,
+    state_from,
+)
 
 MAX_DIFF_LINES = 80
 
@@ -44,30 +50,39 @@ class BoxReading:
 
 
 def read_fleet(fleet: Fleet, plans: dict[str, BoxPlan], *, with_diffs: bool = False,
-               boxes: list[str] | None = None, parallel: int = 32) -> list[BoxReading]:
-    """Read every box in parallel, one round trip each (plus one per file when diffing)."""
+               boxes: list[str] | None = None, parallel: int = 256) -> list[BoxReading]:
+    """Read every box at once, one round trip each (plus one per file when diffing).
+
+    Over the connection agent's kept connections when it runs (no handshakes), else over
+    connections of our own.
+    """
     names = boxes or [b.name for b in fleet.boxes]
+    jobs = [Job(name, fleet.ssh_for(fleet.box(name)), preflight_command(plans[name]),
+                timeout=60) for name in names]
     with ConnectionPool() as pool:
-        def one(name: str) -> BoxReading:
-            box = fleet.box(name)
+        outcome = run_batch(fleet.name, fleet.source or "", jobs, pool, parallel=parallel) \
+            if fleet.source else BatchOutcome(pool.run_many(jobs, parallel=parallel), 0)
+        readings = []
+        for answer in outcome.results:
+            box = fleet.box(answer.box)
             site = fleet.site(box.site)
-            plan = plans[name]
-            connection = pool.get(name, fleet.ssh_for(box))
             try:
-                state = read_state(connection, plan)
+                state = state_from(answer)
             except DnaboxError as exc:
-                return BoxReading(name, site.name, site.tier, None, exc.message)
+                readings.append(BoxReading(box.name, site.name, site.tier, None, exc.message))
+                continue
+            plan = plans[box.name]
             decisions = tuple(decide(plan, state))
             diffs: dict[str, str] = {}
             if with_diffs:
+                connection = pool.get(box.name, fleet.ssh_for(box))
                 for rendered in plan.files:
                     if state.file_hashes.get(rendered.dest) != rendered.sha256:
-                        current = _fetch(connection, rendered.dest)
-                        diffs[rendered.dest] = unified_diff(rendered, current)
-            return BoxReading(name, site.name, site.tier, state, "", decisions, diffs)
-
-        with ThreadPoolExecutor(max_workers=max(1, min(parallel, len(names)))) as executor:
-            return list(executor.map(one, names))
+                        diffs[rendered.dest] = unified_diff(rendered,
+                                                            _fetch(connection, rendered.dest))
+            readings.append(BoxReading(box.name, site.name, site.tier, state, "", decisions,
+                                       diffs))
+        return readings
 
 
 def _fetch(connection: BoxConnection, path: str) -> str | None:

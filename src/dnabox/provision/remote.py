@@ -12,8 +12,8 @@ import json
 import shlex
 from dataclasses import dataclass, field
 
-from dnabox.adapters.ssh import BoxConnection
-from dnabox.errors import RemoteError
+from dnabox.adapters.ssh import BoxConnection, JobResult
+from dnabox.errors import HostKeyMismatch, RemoteError
 from dnabox.locations import ON_BOX_STATE_DIR
 from dnabox.plan.desired import BoxPlan
 
@@ -86,9 +86,20 @@ def parse_preflight(output: str, box: str) -> BoxState:
 
 def read_state(connection: BoxConnection, plan: BoxPlan) -> BoxState:
     result = connection.run(preflight_command(plan), timeout=60)
+    return state_from(JobResult(connection.box, result))
+
+
+def state_from(answer: JobResult) -> BoxState:
+    """The box's state from its preflight answer; RemoteError (or HostKeyMismatch) when the
+    box could not be read."""
+    result = answer.result
+    if result is None:
+        if answer.error_kind == "hostkey":
+            raise HostKeyMismatch(answer.error)
+        raise RemoteError(answer.error)
     if result.rc != 0:
-        raise RemoteError(f"{connection.box}: preflight failed: {result.stderr.strip()}")
-    return parse_preflight(result.stdout, connection.box)
+        raise RemoteError(f"{answer.box}: preflight failed: {result.stderr.strip()}")
+    return parse_preflight(result.stdout, answer.box)
 
 
 def decide(plan: BoxPlan, state: BoxState) -> list[RoleDecision]:
