@@ -11,7 +11,7 @@ import pytest
 from dnabox.errors import LockHeld, RemoteError
 from dnabox.inventory import load_fleet
 from dnabox.plan.dag import WorkUnit, build_dag
-from dnabox.provision.events import Event
+from dnabox.provision.events import Event, discard
 from dnabox.provision.journal import Journal
 from dnabox.provision.lock import FleetLock
 from dnabox.provision.scheduler import Scheduler, UnitOutcome
@@ -179,3 +179,26 @@ def test_units_run_only_after_everything_they_need(repo_root: Path) -> None:
     results = Scheduler(list(reversed(units)), execute, lambda e: None).run()
     assert early == []
     assert set(results) == {u.id for u in units}
+
+
+def test_a_tolerated_failure_lets_the_unit_run_unless_every_tolerated_need_failed() -> None:
+    units = [WorkUnit("preflight:a-1", "preflight", "a", ("a-1",)),
+             WorkUnit("preflight:a-2", "preflight", "a", ("a-2",)),
+             WorkUnit("preflight:b-1", "preflight", "b", ("b-1",)),
+             WorkUnit("bootstrap:a", "bootstrap", "a", ("a-1", "a-2"),
+                      needs=("preflight:a-1", "preflight:a-2"),
+                      tolerates=("preflight:a-1", "preflight:a-2")),
+             WorkUnit("bootstrap:b", "bootstrap", "b", ("b-1",), needs=("preflight:b-1",),
+                      tolerates=("preflight:b-1",))]
+    ran: list[str] = []
+
+    def execute(u: WorkUnit) -> UnitOutcome:
+        ran.append(u.id)
+        if u.id in {"preflight:a-1", "preflight:b-1"}:
+            return UnitOutcome("failed", f"{u.boxes[0]} unreachable")
+        return UnitOutcome("ok")
+
+    results = Scheduler(units, execute, discard).run()
+    assert results["bootstrap:a"].status == "ok" and "bootstrap:a" in ran  # a-2 answered
+    assert results["bootstrap:b"].status == "blocked"  # its only box never answered
+    assert "bootstrap:b" not in ran

@@ -19,6 +19,7 @@ from dnabox.cli import (
     observe,
     runbook,
     stack,
+    unlock,
 )
 from dnabox.cli.common import Session
 from dnabox.locations import Locations
@@ -57,6 +58,7 @@ app.command("up")(converge.up)
 app.command("status")(observe.status)
 app.command("drift")(observe.drift)
 app.command("exec")(fanout.exec_command)
+app.command("unlock")(unlock.unlock_command)
 app.command("demo")(demo.demo)
 app.command("bootstrap")(bootstrap.bootstrap)
 app.add_typer(bundle.app, name="bundle")

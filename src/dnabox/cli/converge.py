@@ -90,13 +90,13 @@ def up(
     with renderer:
         report = Provisioner(fleet, locations(ctx), renderer, options).up()
     if not json_output:
-        _summary(report.units, report.ran)
+        _summary(report.units, report.ran, report.retries)
     start_agent_after(inventory, fleet, locations(ctx))
     if not report.ok:
         raise typer.Exit(1)
 
 
-def _summary(units: dict[str, UnitOutcome], ran: dict[str, list[str]]) -> None:
+def _summary(units: dict[str, UnitOutcome], ran: dict[str, list[str]], retries: int) -> None:
     out = stdout()
     table = Table(title="Summary")
     for column in ("unit", "status", "seconds", "detail"):
@@ -107,5 +107,7 @@ def _summary(units: dict[str, UnitOutcome], ran: dict[str, list[str]]) -> None:
         table.add_row(unit_id, f"[{colour}]{outcome.status}[/]", f"{outcome.seconds:.1f}",
                       outcome.message)
     out.print(table)
+    if retries:
+        out.print(f"transient SSH failures retried: {retries}")
     if ran:
         out.print("roles run: " + "; ".join(f"{b}: {', '.join(r)}" for b, r in sorted(ran.items())))

@@ -2,7 +2,8 @@
 
 preflight per box -> bootstrap per site -> cluster control plane -> cluster joins
 -> stacks per cluster -> verify per site. Barriers exist only where the DAG needs them:
-a site's bootstrap waits for its own boxes' preflight, never for other sites.
+a site's bootstrap waits for its own boxes' preflight, never for other sites, and goes on
+with the boxes that answered when some did not.
 """
 
 from __future__ import annotations
@@ -20,6 +21,9 @@ class WorkUnit:
     boxes: tuple[str, ...] = ()
     cluster: str = ""
     needs: tuple[str, ...] = field(default=())
+    # Needs whose failure does not block this unit unless all of them failed: a site's
+    # bootstrap goes on without a box that never answered (and fails naming it).
+    tolerates: tuple[str, ...] = field(default=())
 
 
 def build_dag(fleet: Fleet) -> list[WorkUnit]:
@@ -30,8 +34,9 @@ def build_dag(fleet: Fleet) -> list[WorkUnit]:
     for site in fleet.sites:
         boxes = tuple(b.name for b in fleet.boxes if b.site == site.name)
         if boxes:
+            preflights = tuple(f"preflight:{b}" for b in boxes)
             units.append(WorkUnit(f"bootstrap:{site.name}", "bootstrap", site.name, boxes,
-                                  needs=tuple(f"preflight:{b}" for b in boxes)))
+                                  needs=preflights, tolerates=preflights))
     for cluster in fleet.clusters:
         cp_sites = sorted({fleet.box(b).site for b in cluster.control_planes})
         units.append(WorkUnit(

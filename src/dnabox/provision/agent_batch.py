@@ -12,8 +12,9 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass
+from typing import Protocol
 
-from dnabox.adapters.ssh import CommandResult, ConnectionPool, Job, JobResult
+from dnabox.adapters.ssh import CommandResult, Job, JobResult
 from dnabox.provision.agent_protocol import (
     MAX_MESSAGE,
     Message,
@@ -95,7 +96,11 @@ def ask_agent(fleet_name: str, inventory: str, jobs: list[Job],
     return answers
 
 
-def run_batch(fleet_name: str, inventory: str, jobs: list[Job], pool: ConnectionPool,
+class ManyRunner(Protocol):
+    def run_many(self, jobs: list[Job], *, parallel: int = ...) -> list[JobResult]: ...
+
+
+def run_batch(fleet_name: str, inventory: str, jobs: list[Job], pool: ManyRunner,
               *, parallel: int = 256) -> BatchOutcome:
     """Every job's result: the agent's answer where it gave one, else ``pool``'s."""
     answered = ask_agent(fleet_name, inventory, jobs, parallel)

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
 from dnabox.adapters.ansible import HostStats, TaskEvent
-from dnabox.adapters.ssh import BoxConnection
+from dnabox.adapters.ssh import BoxConnection, CommandResult, Job, JobResult
 from dnabox.errors import DnaboxError
 from dnabox.inventory.model import Fleet
 from dnabox.locations import Locations
@@ -30,21 +30,33 @@ from dnabox.plan.catalogue import formation_roles
 from dnabox.plan.dag import WorkUnit, build_dag
 from dnabox.plan.desired import BoxPlan, box_variables, plan_fleet
 from dnabox.plan.direct import ProgramAssets, build_program, direct_capable
+from dnabox.provision.agent_batch import run_batch
 from dnabox.provision.direct import DirectOutcome
 from dnabox.provision.engine_parts import EngineParts, default_parts
 from dnabox.provision.events import Event, EventSink
 from dnabox.provision.journal import Journal
+from dnabox.provision.lease import (
+    Holder,
+    Lease,
+    lease_refusal,
+    parse_take,
+    release_command,
+    take_command,
+)
 from dnabox.provision.lock import FleetLock
 from dnabox.provision.remote import (
     FINGERPRINTS,
     RoleDecision,
     decide,
     fingerprints_document,
+    preflight_command,
     read_state,
+    state_from,
     write_fingerprints,
 )
 from dnabox.provision.scheduler import Scheduler, UnitOutcome
 
+LEASE_MARK = "@@dnabox-lease@@"
 # Formed by the control_plane/join units, in order, not by the per-site bootstrap.
 FORMATION_ROLES = formation_roles()
 
@@ -72,10 +84,31 @@ class UpOptions:
 class UpReport:
     units: dict[str, UnitOutcome]
     ran: dict[str, list[str]] = field(default_factory=dict)
+    retries: int = 0  # transient SSH failures (refused, reset, timeouts) retried
+    via_agent: int = 0  # boxes whose preflight rode on the connection agent's connections
 
     @property
     def ok(self) -> bool:
         return all(o.status not in {"failed", "blocked"} for o in self.units.values())
+
+
+def split_lease(answer: JobResult) -> tuple[JobResult, bool, Lease | None]:
+    """The preflight part of a lease-and-preflight answer, whether the lease was taken and,
+    if not, whose it is."""
+    result = answer.result
+    if result is None:
+        return answer, False, None
+    lease_part, marked, rest = result.stdout.partition(LEASE_MARK + "\n")
+    if not marked:  # the box's shell never got past the lease step
+        return JobResult(answer.box, None, f"{answer.box}: could not take the lease: "
+                         f"{result.stderr.strip() or 'no answer'}", "remote"), False, None
+    taken, other = parse_take(lease_part)
+    if not taken and other is None:
+        return JobResult(answer.box, None, f"{answer.box}: could not take the lease: "
+                         f"{lease_part.strip()[-200:] or result.stderr.strip()[-200:]}",
+                         "remote"), False, None
+    return (JobResult(answer.box, CommandResult(result.rc, rest, result.stderr,
+                                                result.seconds)), taken, other)
 
 
 def plan_id(plans: dict[str, BoxPlan]) -> str:
@@ -96,6 +129,8 @@ class Provisioner:
         # What each box had converged, as read by preflight and updated after each run.
         self._stored: dict[str, dict[str, str]] = {}
         self._decisions: dict[str, list[RoleDecision]] = {}
+        self._unreachable: dict[str, DnaboxError] = {}
+        self._via_agent = 0
         self._ran: dict[str, list[str]] = defaultdict(list)
         self._lock = threading.Lock()
         parts = parts or default_parts(sink, self.options.ansible_slots)
@@ -116,11 +151,20 @@ class Provisioner:
             journal = Journal(self.state)
             current = plan_id(self.plans)
             done = journal.resumable(current) if self.options.resume else set()
-            run = journal.start_run(current)
             units = self._units()
+            holder = Holder.here(str(self.state))
+            # Before the journal: a run refused by another controller's lease leaves no
+            # trace, so the interrupted run it might follow can still be resumed.
+            try:
+                leased = self._read_and_lease([b.name for b in self.fleet.boxes
+                                               if self._wanted(b.name)], holder)
+            except BaseException:
+                self.pool.close()
+                raise
+            run = journal.start_run(current)
             self.sink(Event("run", "started", message=f"{len(units)} units",
                             data={"units": [{"id": u.id, "site": u.site} for u in units],
-                                  "run": run}))
+                                  "run": run, "lease": holder.run}))
 
             def execute(unit: WorkUnit) -> UnitOutcome:
                 outcome = self._execute(unit)
@@ -132,12 +176,14 @@ class Provisioner:
                                     max_parallel=self.options.max_parallel,
                                     per_site=self.options.per_site, already_done=done).run()
             finally:
+                self._release(leased, holder)
                 self.pool.close()
-            report = UpReport(results, dict(self._ran))
+            report = UpReport(results, dict(self._ran), self.pool.retries, self._via_agent)
             journal.finish_run(run, report.ok)
             self.sink(Event("run", "ok" if report.ok else "failed",
                             data={"failed": [u for u, o in results.items()
-                                             if o.status in {"failed", "blocked"}]}))
+                                             if o.status in {"failed", "blocked"}],
+                                  "retries": report.retries}))
             return report
 
     def _units(self) -> list[WorkUnit]:
@@ -145,7 +191,57 @@ class Provisioner:
         units = [u for u in build_dag(self.fleet)
                  if not u.boxes or any(self._wanted(b) for b in u.boxes)]
         kept = {u.id for u in units}
-        return [replace(u, needs=tuple(n for n in u.needs if n in kept)) for u in units]
+        return [replace(u, needs=tuple(n for n in u.needs if n in kept),
+                        tolerates=tuple(n for n in u.tolerates if n in kept))
+                for u in units]
+
+    def _batch(self, jobs: list[Job]) -> list[JobResult]:
+        """Over the connection agent's kept connections when it runs, else over ours."""
+        if not self.fleet.source:
+            return self.pool.run_many(jobs)
+        outcome = run_batch(self.fleet.name, self.fleet.source, jobs, self.pool)
+        self._via_agent += outcome.via_agent
+        return outcome.results
+
+    def _read_and_lease(self, boxes: list[str], holder: Holder) -> list[str]:
+        """Every box's state and our lease on it, one round trip per box for all of them.
+
+        Returns the boxes we hold; raises LockHeld (after releasing them) when another
+        controller's run holds any box.
+        """
+        jobs = [Job(box, self.fleet.ssh_for(self.fleet.box(box)),
+                    f"{take_command(holder)}; echo {LEASE_MARK}; "
+                    f"{preflight_command(self.plans[box])}", timeout=60) for box in boxes]
+        taken: list[str] = []
+        held: dict[str, Lease | None] = {}
+        for raw in self._batch(jobs):
+            answer, taken_here, other = split_lease(raw)
+            if taken_here:
+                taken.append(answer.box)
+            elif answer.result is not None:
+                held[answer.box] = other
+                continue
+            try:
+                state = state_from(answer)
+            except DnaboxError as exc:
+                self._unreachable[answer.box] = exc
+                continue
+            self._stored[answer.box] = dict(state.fingerprints)
+            self._decisions[answer.box] = decide(self.plans[answer.box], state)
+        if held:
+            self._release(taken, holder)
+            raise lease_refusal(held)
+        return taken
+
+    def _release(self, boxes: list[str], holder: Holder) -> None:
+        jobs = [Job(box, self.fleet.ssh_for(self.fleet.box(box)), release_command(holder.run),
+                    timeout=30) for box in boxes]
+        for answer in self._batch(jobs):
+            if answer.result is None or answer.result.rc != 0:
+                self.sink(Event("box", "info", box=answer.box,
+                                message="lease not released (it expires on its own): "
+                                        + (answer.error or answer.result.stderr.strip()
+                                           if answer.result else answer.error)))
 
     def _execute(self, unit: WorkUnit) -> UnitOutcome:
         handler = {
@@ -162,12 +258,11 @@ class Provisioner:
         return self.pool.get(box, self.fleet.ssh_for(self.fleet.box(box)))
 
     def _preflight(self, unit: WorkUnit) -> UnitOutcome:
+        """Report what the up-front read found (`_read_and_lease` read every box at once)."""
         box = unit.boxes[0]
-        state = read_state(self._connection(box), self.plans[box])
-        decisions = decide(self.plans[box], state)
-        with self._lock:
-            self._stored[box] = dict(state.fingerprints)
-            self._decisions[box] = decisions
+        if box in self._unreachable:
+            raise self._unreachable[box]
+        decisions = self._decisions[box]
         pending = [f"{d.role} ({d.reason})" for d in decisions if d.needs_run]
         self.sink(Event("box", "info", box=box, site=unit.site,
                         message="converged" if not pending else "to run: " + ", ".join(pending),
@@ -182,8 +277,17 @@ class Provisioner:
         return not FORMATION_ROLES.isdisjoint(self.plans[box].fingerprints)
 
     def _bootstrap(self, unit: WorkUnit) -> UnitOutcome:
+        """The site's boxes that answered preflight; those that did not fail the unit, by name,
+        after the others ran."""
         boxes = [b for b in unit.boxes if self._wanted(b)]
-        return self._run_roles(unit, {b: self._pending_roles(b, formation=False) for b in boxes})
+        unread = [b for b in boxes if b in self._unreachable]
+        outcome = self._run_roles(unit, {b: self._pending_roles(b, formation=False)
+                                         for b in boxes if b not in self._unreachable})
+        if not unread:
+            return outcome
+        reasons = "; ".join(f"{b}: {self._unreachable[b].message}" for b in unread)
+        detail = f"; {outcome.message}" if outcome.status == "failed" else ""
+        return UnitOutcome("failed", f"unreachable: {reasons}{detail}")
 
     def _formation(self, unit: WorkUnit) -> UnitOutcome:
         planned = [b for b in unit.boxes if self._forms(b)]

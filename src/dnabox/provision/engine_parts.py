@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from dnabox.adapters.ansible import HostStats, PlaybookResult, run_playbook
-from dnabox.adapters.ssh import BoxConnection, ConnectionPool
+from dnabox.adapters.ssh import BoxConnection, ConnectionPool, Job, JobResult
 from dnabox.inventory.model import ResolvedSsh
 from dnabox.plan.direct import DirectProgram
 from dnabox.provision.batcher import AnsibleBatcher, RunBatch
@@ -20,7 +20,11 @@ from dnabox.provision.events import Event, EventSink
 
 
 class Connections(Protocol):
+    retries: int  # transient failures retried, for the run summary
+
     def get(self, box: str, ssh: ResolvedSsh) -> BoxConnection: ...
+
+    def run_many(self, jobs: list[Job], *, parallel: int = ...) -> list[JobResult]: ...
 
     def close(self) -> None: ...
 

@@ -113,6 +113,11 @@ class Scheduler:
                 raise
         return results
 
+    def _tolerable(self, unit: WorkUnit, blockers: list[str]) -> bool:
+        """Only tolerated needs failed, and not all of them: the unit runs without them."""
+        tolerated = [n for n in unit.tolerates if n in self.units]
+        return all(n in unit.tolerates for n in blockers) and len(blockers) < len(tolerated)
+
     def _start_ready(self, pool: ThreadPoolExecutor, results: dict[str, UnitOutcome],
                      running: dict[Future[UnitOutcome], WorkUnit]) -> None:
         """Start every unit whose needs are settled; settle at once those that cannot run
@@ -123,7 +128,7 @@ class Scheduler:
                 self._order.done(unit_id)
                 continue
             blockers = [n for n in unit.needs if results[n].status in {"failed", "blocked"}]
-            if blockers:
+            if blockers and not self._tolerable(unit, blockers):
                 results[unit_id] = UnitOutcome("blocked", f"blocked by {', '.join(blockers)}")
                 self.sink(Event("unit", "blocked", unit=unit_id, site=unit.site,
                                 message=results[unit_id].message))
