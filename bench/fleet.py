@@ -41,3 +41,29 @@ def bench_fleet(boxes: int, name: str = "bench", extra: int = 0) -> dict[str, An
             "overlay_addresses": {"dataplane": f"10.250.{n}.{host}/16"},
         })
     return fleet
+
+
+# Every role but base: a light box (`dnabox lab up --light`) already holds base's packages.
+LIGHT_SKIP = ["container_runtime", "kata", "apptainer", "ovs", "cni", "kubernetes"]
+
+
+def light_fleet(sites: int = 20, per_site: int = 50, name: str = "scale") -> dict[str, Any]:
+    """``sites`` edge sites of ``per_site`` light boxes each: management plane only."""
+    if not 1 <= sites <= 250 or not 1 <= per_site <= 240:
+        raise ValueError("sites must be 1-250 and per_site 1-240 (one /24 per site)")
+    state = f"/var/lib/dnabox/lab/{name}"
+    fleet: dict[str, Any] = {
+        "name": name,
+        "description": f"scale fleet: {sites} sites of {per_site} light boxes",
+        "defaults": {"ssh": {"user": "root", "key": f"{state}/id_ed25519",
+                             "known_hosts": f"{state}/known_hosts"}},
+        "bootstrap": {"skip_roles": LIGHT_SKIP},
+        "planes": [{"name": "P+M", "purpose": "management", "cidr": "10.201.0.0/16"}],
+        "sites": [{"name": f"s{n:02d}", "tier": "edge", "subnets": {
+            "P+M": {"cidr": f"10.201.{n}.0/24", "gateway": f"10.201.{n}.1"}}}
+            for n in range(1, sites + 1)],
+        "boxes": [{"name": f"s{n:02d}-{i:03d}", "site": f"s{n:02d}", "size": "small",
+                   "address": f"10.201.{n}.{10 + i}"}
+                  for n in range(1, sites + 1) for i in range(1, per_site + 1)],
+    }
+    return fleet

@@ -35,7 +35,11 @@ def _progress(message: str) -> None:
 
 @app.command()
 @command
-def up(inventory: InventoryOption = DEFAULT_INVENTORY, json_output: JsonOption = False) -> None:
+def up(inventory: InventoryOption = DEFAULT_INVENTORY, json_output: JsonOption = False,
+       light: Annotated[bool, typer.Option(
+           help="Light boxes: the base role's packages already in the root filesystem "
+                "(for fleets that skip every other role, e.g. bench/scale's thousand)."
+       )] = False) -> None:
     """Bring up one box per inventory box: own netns, root filesystem, sshd and host key.
 
     Idempotent: running boxes are kept as they are. Needs root. The first run builds the
@@ -44,7 +48,7 @@ def up(inventory: InventoryOption = DEFAULT_INVENTORY, json_output: JsonOption =
     Example: sudo dnabox lab up -i inventory/lab.yaml
     """
     fleet = fleet_from(inventory)
-    report = lab.up(fleet, log=_progress)
+    report = lab.up(fleet, log=_progress, light=light)
     if json_output:
         print_json({"fleet": report.fleet, "started": report.started, "kept": report.kept,
                     "removed": report.removed, "seconds": report.seconds})

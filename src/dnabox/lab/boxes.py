@@ -120,8 +120,12 @@ def _hide_shared_host_keys(lower: Path, upper: Path) -> None:
 
 
 def start_script(box: BoxLayout, dirs: BoxDirs, rootfs: Path,
-                 hierarchies: list[Hierarchy]) -> str:
-    """Runs in the box's fresh namespaces, before chroot: mounts, hostname, then sshd."""
+                 hierarchies: list[Hierarchy], layers: tuple[Path, ...] = ()) -> str:
+    """Runs in the box's fresh namespaces, before chroot: mounts, hostname, then sshd.
+
+    ``layers`` sit between the box's own upper layer and the rootfs (light boxes: the base
+    role's packages)."""
+    lower = ":".join(str(p) for p in (*layers, rootfs))
     root = dirs.root
     lines = [
         "#!/bin/sh",
@@ -129,7 +133,7 @@ def start_script(box: BoxLayout, dirs: BoxDirs, rootfs: Path,
         "set -e",
         # Copies of the lab's namespace handles would keep deleted namespaces alive.
         "umount --recursive --lazy /run/netns 2>/dev/null || true",
-        f"mount -t overlay overlay -o lowerdir={rootfs},upperdir={dirs.upper},"
+        f"mount -t overlay overlay -o lowerdir={lower},upperdir={dirs.upper},"
         f"workdir={dirs.work} {root}",
         f"mount -t proc proc {root}/proc",
         f"mount -t sysfs sysfs {root}/sys",

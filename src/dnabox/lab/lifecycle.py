@@ -22,6 +22,7 @@ from dnabox.lab.boxes import BoxDirs
 from dnabox.lab.files import remove_tree, write
 from dnabox.lab.keys import HOST_KEY, ensure_key_pair, known_hosts_line, write_known_hosts
 from dnabox.lab.layout import REPO_PORT, SUITE, BoxLayout, LabLayout, fingerprint, plan_lab
+from dnabox.lab.light import ensure_light_layer
 from dnabox.lab.paths import LabPaths
 from dnabox.lab.preflight import check_host
 from dnabox.lab.repo import ensure_repo, repo_key, server_argv
@@ -68,7 +69,10 @@ def cache(paths: LabPaths | None = None, log: Log = _quiet) -> tuple[Path, Path]
         return rootfs, ensure_repo(paths, all_packages(), rootfs, log)
 
 
-def up(fleet: Fleet, paths: LabPaths | None = None, log: Log = _quiet) -> UpReport:
+def up(fleet: Fleet, paths: LabPaths | None = None, log: Log = _quiet, *,
+       light: bool = False) -> UpReport:
+    """Converge the lab to the inventory; ``light``: boxes whose rootfs already holds the
+    base role's packages (see lab/light.py), for fleets of a thousand."""
     paths = paths or LabPaths()
     began = time.monotonic()
     layout = plan_lab(fleet, paths)
@@ -77,10 +81,16 @@ def up(fleet: Fleet, paths: LabPaths | None = None, log: Log = _quiet) -> UpRepo
         _refuse_other_labs(paths, fleet.name)
         rootfs = ensure_rootfs(paths, log)
         repo = ensure_repo(paths, all_packages(), rootfs, log)
+        layers = [str(ensure_light_layer(paths, rootfs, repo, log))] if light else []
         hierarchies = cgroups.host_hierarchies()
         state_file = paths.state_file(fleet.name)
         state = load(state_file) or LabState(fleet=fleet.name)
         state.inventory = str(Path(fleet.source).resolve()) if fleet.source else ""
+        if state.boxes and state.layers != layers:
+            log("the boxes' kind changed (light or full): restarting every box")
+            for recorded in state.boxes.values():
+                recorded.complete = False
+        state.layers = layers
         if state.network is not None and not _network_sound(state.network, layout, repo):
             log("the lab's network changed or broke: rebuilding the whole lab")
             _teardown(state, paths)
@@ -284,7 +294,8 @@ def _start_boxes(state: LabState, layout: LabLayout, to_start: Sequence[BoxLayou
     for box in to_start:
         dirs = BoxDirs(paths.box_dir(layout.fleet, box.name))
         boxes.prepare(box, dirs, rootfs, public_key, layout.network.repo_url)
-        write(dirs.script, boxes.start_script(box, dirs, rootfs, mounted), 0o755)
+        write(dirs.script, boxes.start_script(box, dirs, rootfs, mounted,
+                                              tuple(Path(p) for p in state.layers)), 0o755)
         state.boxes[box.name].launcher = boxes.start(box, dirs, units[box.name])
     save(state, state_file)
     deadline = time.monotonic() + 60 + 0.5 * len(to_start)

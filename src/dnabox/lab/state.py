@@ -42,6 +42,8 @@ class LabState(BaseModel):
     inventory: str = ""
     network: NetworkState | None = None
     boxes: dict[str, BoxState] = Field(default_factory=dict)
+    # Light boxes (`lab up --light`): the base role's packages in a shared lower layer.
+    layers: list[str] = Field(default_factory=list)
 
 
 def load(path: Path) -> LabState | None:

@@ -149,28 +149,49 @@ def plan_fleet(fleet: Fleet, locations: Locations,
     inventory = inventory or render_inventory(fleet, locations)
     managed = load_managed_files(locations.templates)
     env = template_environment(locations.templates)
+    assets: dict[str, _RoleAssets] = {}
     return {
-        box.name: _plan_box(fleet, box, inventory, managed, env, locations)
+        box.name: _plan_box(fleet, box, inventory, managed, env, locations, assets)
         for box in fleet.boxes
     }
 
 
+@dataclass(frozen=True)
+class _RoleAssets:
+    """What a role is made of, the same for every box: read once per plan, not per box
+    (per box it was 9 of the 12 s a 1,000-box plan took)."""
+
+    content_hash: str
+    defaults: dict[str, Any]
+    words: frozenset[str]  # every name the role's files and templates mention
+
+
+def _role_assets(role: str, locations: Locations, managed: list[ManagedFile],
+                 cache: dict[str, _RoleAssets]) -> _RoleAssets:
+    if role not in cache:
+        role_dir = locations.roles / role
+        content_hash, text = _role_text(role_dir) if role_dir.is_dir() else ("", "")
+        corpus = [text] + [(locations.templates / m.src).read_text(encoding="utf-8")
+                           for m in managed if m.role == role]
+        cache[role] = _RoleAssets(content_hash, _role_defaults(role_dir),
+                                  frozenset(_WORD.findall("\n".join(corpus))))
+    return cache[role]
+
+
 def _plan_box(fleet: Fleet, box: Box, inventory: dict[str, Any], managed: list[ManagedFile],
-              env: jinja2.Environment, locations: Locations) -> BoxPlan:
+              env: jinja2.Environment, locations: Locations,
+              cache: dict[str, _RoleAssets]) -> BoxPlan:
     variables = box_variables(inventory, box.name)
     roles = []
     for role in roles_for(fleet, box):
-        role_dir = locations.roles / role
-        content_hash, text = _role_text(role_dir) if role_dir.is_dir() else ("", "")
-        context = {**_role_defaults(role_dir), **variables}
+        assets = _role_assets(role, locations, managed, cache)
+        content_hash = assets.content_hash
+        context = {**assets.defaults, **variables}
         files = []
-        corpus = [text]
         for entry in (m for m in managed if m.role == role):
-            source = (locations.templates / entry.src).read_text(encoding="utf-8")
-            corpus.append(source)
             content = env.get_template(entry.src).render(context)
             files.append(RenderedFile(role, entry.dest, entry.mode, content))
-        mentioned = _mentioned(variables, "\n".join(corpus))
+        mentioned = _mentioned(variables, assets.words)
         digest = hashlib.sha256()
         digest.update(content_hash.encode())
         digest.update(json.dumps(mentioned, sort_keys=True, default=str).encode())
@@ -185,8 +206,10 @@ def _plan_box(fleet: Fleet, box: Box, inventory: dict[str, Any], managed: list[M
 _CONNECTION_VARS = re.compile(r"^ansible_")
 
 
-def _mentioned(variables: dict[str, Any], corpus: str) -> dict[str, Any]:
-    words = set(re.findall(r"[A-Za-z_][A-Za-z0-9_]*", corpus))
+_WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def _mentioned(variables: dict[str, Any], words: frozenset[str]) -> dict[str, Any]:
     return {name: value for name, value in variables.items()
             if name in words and not _CONNECTION_VARS.match(name)}
 
