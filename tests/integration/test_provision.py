@@ -129,6 +129,7 @@ def test_changed_host_key_is_refused(converged: Lab, tmp_path: Path) -> None:
     assert boxes["edge-a-1"]["rc"] == 0
 
 
+@pytest.mark.fault
 def test_dead_box_fails_its_site_only_and_a_rerun_completes_it(converged: Lab) -> None:
     for box in converged.fleet.boxes:
         forget_role(converged, box.name, "cni")
@@ -152,6 +153,7 @@ def test_dead_box_fails_its_site_only_and_a_rerun_completes_it(converged: Lab) -
     assert ran == {"end-a-1"}, "the other sites already converged"
 
 
+@pytest.mark.fault
 def test_box_killed_mid_install_fails_its_site_only_and_a_rerun_repairs_it(
         converged: Lab) -> None:
     for box in converged.fleet.boxes:
@@ -198,6 +200,7 @@ def test_box_killed_mid_install_fails_its_site_only_and_a_rerun_repairs_it(
     converged.run("end-a-1", "command -v crun && dpkg --audit")
 
 
+@pytest.mark.fault
 def test_concurrent_up_is_refused_and_resume_skips_finished_work(converged: Lab) -> None:
     """Synchronised on the run's own events and on a frozen package server, never on timing.
 

@@ -39,6 +39,7 @@ def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path
 
 
+@pytest.mark.fault
 def test_up_reports_unreachable_boxes_and_blocks_their_sites(env: Path) -> None:
     result = CliRunner().invoke(app, ["up", "-i", str(dead_fleet(env)), "--json"])
     assert result.exit_code == 1, result.output

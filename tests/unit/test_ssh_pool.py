@@ -185,6 +185,7 @@ def _pipe(source: socket.socket, sink: socket.socket) -> None:
         sink.shutdown(socket.SHUT_WR)
 
 
+@pytest.mark.fault
 def test_reset_burst_is_retried_and_counted_while_a_dead_box_is_reported(
         server: Server) -> None:
     front = FlakyFront(server.port, failures=2)

@@ -22,7 +22,7 @@ from pathlib import Path
 from dnabox.lab.files import remove_tree
 from dnabox.lab.paths import LabPaths
 from dnabox.lab.run import run
-from dnabox.plan.packages import ROLE_PACKAGES
+from dnabox.plan.catalogue import role_spec
 
 LIST = "/etc/apt/dnabox-light.list"
 APT = f"-o Dir::Etc::sourcelist={LIST} -o Dir::Etc::sourceparts=-"
@@ -61,7 +61,7 @@ def install_script(rootfs: Path, repo: Path, build: Path, packages: Sequence[str
 
 def ensure_light_layer(paths: LabPaths, rootfs: Path, repo: Path,
                        log: Callable[[str], None]) -> Path:
-    packages = ROLE_PACKAGES["base"]
+    packages = role_spec("base").packages
     target = paths.cache_root / "light" / layer_key(rootfs, repo, packages)
     if target.is_dir():
         return target
