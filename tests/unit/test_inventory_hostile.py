@@ -23,6 +23,7 @@ from typer.testing import CliRunner
 from dnabox.cli.app import app
 from dnabox.errors import InventoryError, Problem
 from dnabox.inventory import load_fleet
+from dnabox.inventory.file_text import MAX_BYTES
 from dnabox.inventory.loader import MAX_PROBLEMS
 from dnabox.inventory.yaml_bounds import MAX_DEPTH
 from dnabox.redact import PREFIX, shown
@@ -97,8 +98,8 @@ UNBOUNDED = [
     Unbounded("billion-laughs", _laughs(9, 9), "(aliases)", "at most 100,000 are read",
               "x-l6: &l6"),
     Unbounded("quadratic-blowup",
-              VALID + 'x-text: &t "' + "x" * 100_000 + '"\nx-copies: ['
-              + ", ".join(["*t"] * 2000) + "]\n",
+              VALID + 'x-text: &t "' + "x" * 20_000 + '"\nx-copies: ['
+              + ", ".join(["*t"] * 1000) + "]\n",
               "(aliases)", "characters of text", "x-copies:"),
     Unbounded("merge-key-bomb", _merge_bomb(), "(aliases)", "at most 100,000 are read",
               "x-m3: &m3"),
@@ -118,7 +119,7 @@ UNBOUNDED = [
     Unbounded("nested-braces", VALID + "x-deep: " + "{a: " * 10_000 + "1" + "}" * 10_000 + "\n",
               "(nesting)", f"more than {MAX_DEPTH} levels deep", "x-deep:"),
     Unbounded("nested-block-lists", VALID + "x-deep:\n" + "".join(
-        "  " * i + "-\n" for i in range(3000)) + "  " * 3000 + "- x\n",
+        "  " * i + "-\n" for i in range(1000)) + "  " * 1000 + "- x\n",
               # The document is level 1, x-deep's list 2: the list at indent 63 is too deep.
               "(nesting)", f"more than {MAX_DEPTH} levels deep",
               "  " * (MAX_DEPTH - 1) + "-\n"),
@@ -239,6 +240,19 @@ def test_bytes_that_are_not_utf8_text_are_refused_at_their_line(
     [problem] = problems_of(write(tmp_path, case.raw))
     assert (problem.line, problem.field) == (case.line, "(encoding)"), problem
     assert case.fragment in problem.message
+
+
+def test_a_file_too_big_to_be_a_fleet_is_refused_unread(tmp_path: Path) -> None:
+    path = write(tmp_path, b"# padding\n" * (MAX_BYTES // 10 + 1))
+    tracemalloc.start()
+    try:
+        [problem] = problems_of(path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert (problem.line, problem.field) == (0, "(file)")
+    assert f"larger than {MAX_BYTES // 2**20} MiB" in problem.message
+    assert peak < 3 * MAX_BYTES  # read once, never parsed
 
 
 def test_a_utf8_byte_order_mark_is_read_and_lines_stay_right(tmp_path: Path) -> None:
