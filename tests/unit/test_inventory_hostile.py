@@ -581,6 +581,24 @@ def test_an_unclosed_bracket_names_the_error_and_the_opening_line(tmp_path: Path
     assert f"that starts on line {line_with(text, 'name: core, tier')}" in problem.message
 
 
+def test_a_syntax_error_before_endless_brackets_is_reported_fast(tmp_path: Path) -> None:
+    """The line is found by scanning the file again; that scan is bounded like the parse
+    (PyYAML reads brackets ahead: unbounded, 20,000 of them take seconds)."""
+    text = VALID + " bad: " + "[" * 20_000 + "\n"
+    started = time.process_time()
+    [problem] = problems_of(write(tmp_path, text))
+    assert time.process_time() - started < SECONDS
+    assert (problem.line, problem.field) == (8, "(syntax)")
+
+
+def test_a_language_specific_tag_is_refused_by_name(tmp_path: Path) -> None:
+    text = VALID.replace("name: t\n", 'name: !!python/object/apply:os.system ["true"]\n')
+    [problem] = problems_of(write(tmp_path, text))
+    assert (problem.line, problem.field) == (1, "(syntax)")
+    assert "'!!python/object/apply:os.system'" in problem.message
+    assert "plain YAML values only" in problem.message
+
+
 def test_a_plain_syntax_error_is_at_its_own_line(tmp_path: Path) -> None:
     text = VALID.replace("boxes:\n", "boxes: oops: here\n")
     [problem] = problems_of(write(tmp_path, text))

@@ -206,7 +206,7 @@ def _open_quote_before(text: str, line: int) -> int | None:
     lines are legal but rare in a fleet file, so one ending where the parser failed is
     the likeliest cause.
     """
-    scanner = yaml.SafeLoader(text)
+    scanner = BoundedLoader(text)  # bounded too: brackets after the error are read ahead
     start: int | None = None
     try:
         while scanner.check_token():
@@ -232,10 +232,13 @@ def _quoted_safely(reason: str) -> str:
     """PyYAML quotes the text it tripped over (a tag, a character); show it redacted."""
 
     def redacted(match: re.Match[str]) -> str:
-        text = match.group(1)
-        return match.group(0) if shown(text, quote=False) == text else shown(text)
+        text = match.group(1).replace("tag:yaml.org,2002:", "!!")
+        return f"'{text}'" if shown(text, quote=False) == text else shown(text)
 
-    return _QUOTED.sub(redacted, reason)
+    reason = _QUOTED.sub(redacted, reason)
+    if "could not determine a constructor" in reason:
+        reason += "; a fleet file holds plain YAML values only (no language-specific tags)"
+    return reason
 
 
 def _reader_problem(name: str, exc: yaml.reader.ReaderError, text: str) -> Problem:
