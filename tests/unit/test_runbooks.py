@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from dataclasses import fields, replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -11,9 +13,16 @@ from typer.testing import CliRunner
 from dnabox.cli.app import app
 from dnabox.errors import DnaboxError
 from dnabox.inventory import load_fleet
-from dnabox.locations import ASSETS
+from dnabox.locations import ASSETS, Locations
 from dnabox.plan.selection import select_boxes
-from dnabox.provision.runbooks import RUNBOOKS, batches
+from dnabox.provision.runbooks import (
+    RUNBOOKS,
+    RunbookContext,
+    RunbookOptions,
+    RunbookReport,
+    batches,
+    run_runbook,
+)
 
 
 def test_batches_go_site_by_site_core_first_within_the_budget(repo_root: Path) -> None:
@@ -68,3 +77,39 @@ def test_runbook_pages_are_generated_from_the_code(repo_root: Path) -> None:
         page = repo_root / "docs" / "runbooks" / f"{spec.name}.md"
         assert page.read_text() == render(spec, Locations.discover(repo_root)), (
             f"{page} is stale: python -m dnabox.provision.runbook_docs docs/runbooks")
+
+
+def fake_context(repo_root: Path, tmp_path: Path) -> RunbookContext:
+    fleet = load_fleet(repo_root / "inventory/smartx-playground.yaml")
+    return RunbookContext(fleet, Locations(repo_root, tmp_path), lambda event: None)
+
+
+def test_run_runbook_dispatches_to_the_spec_with_the_selected_targets(
+        repo_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[tuple[list[str], RunbookOptions]] = []
+
+    def run(ctx: RunbookContext, targets: Any, options: RunbookOptions) -> RunbookReport:
+        calls.append(([b.name for b in targets], options))
+        return RunbookReport("rolling_upgrade", True, message="done")
+
+    monkeypatch.setitem(RUNBOOKS, "rolling_upgrade",
+                        replace(RUNBOOKS["rolling_upgrade"], run=run))
+    options = RunbookOptions(role="ovs", max_unavailable=2)
+    report = run_runbook(fake_context(repo_root, tmp_path), "rolling_upgrade",
+                         sites=["jnu-edge"], options=options)
+    assert calls == [(["edge-jnu-1", "edge-jnu-2"], options)]
+    assert report.as_json() == {"runbook": "rolling_upgrade", "ok": True, "message": "done",
+                                "batches": [], "ran": {}}
+
+
+def test_a_runbook_refuses_options_it_does_not_take_and_boxes_it_needs(
+        repo_root: Path, tmp_path: Path) -> None:
+    context = fake_context(repo_root, tmp_path)
+    with pytest.raises(DnaboxError, match="drain does not take --role, --max-unavailable"):
+        run_runbook(context, "drain", options=RunbookOptions(role="ovs", max_unavailable=1))
+    with pytest.raises(DnaboxError, match="add_box needs --box NAME"):
+        run_runbook(context, "add_box", sites=["jnu-edge"])
+    with pytest.raises(DnaboxError, match="no runbook named 'nope'"):
+        run_runbook(context, "nope")
+    assert all(set(s.options) <= {f.name for f in fields(RunbookOptions)}
+               for s in RUNBOOKS.values())

@@ -19,8 +19,6 @@ from dnabox.cli.common import (
     stdout,
 )
 from dnabox.cli.progress import JsonLines, SiteProgress
-from dnabox.errors import DnaboxError
-from dnabox.plan.selection import select_boxes
 from dnabox.provision import runbooks
 
 app = typer.Typer(help="Day-2 runbooks: add/replace a box, drain, rolling upgrades, "
@@ -56,6 +54,8 @@ def show(ctx: typer.Context, name: Annotated[str, typer.Argument(help="Runbook n
     spec = runbooks.spec(name)
     out = stdout()
     out.print(f"[bold]{spec.name}[/]: {spec.summary}\n\n{spec.details}")
+    if spec.options:
+        out.print("options: " + ", ".join("--" + o.replace("_", "-") for o in spec.options))
     if spec.playbook:
         where = locations(ctx)
         path = where.runbooks / spec.playbook
@@ -72,47 +72,37 @@ def run(
     box: Annotated[list[str] | None, typer.Option("--box", "-b", help="Target boxes.")] = None,
     site: Annotated[list[str] | None, typer.Option("--site", "-s", help="Target sites.")] = None,
     tier: Annotated[list[str] | None, typer.Option("--tier", "-t", help="Target tiers.")] = None,
-    role: Annotated[str, typer.Option(help="rolling_upgrade: the role.")] = "container_runtime",
-    max_unavailable: Annotated[int, typer.Option(
-        help="rolling_upgrade: boxes of one site upgraded at once.")] = 1,
-    resume: Annotated[bool, typer.Option(help="Continue an interrupted run.")] = False,
+    role: Annotated[str | None, typer.Option(
+        help="rolling_upgrade: the role [default: container_runtime].")] = None,
+    max_unavailable: Annotated[int | None, typer.Option(
+        help="rolling_upgrade: boxes of one site upgraded at once [default: 1].")] = None,
+    resume: Annotated[bool, typer.Option(
+        help="rolling_upgrade: continue an interrupted run.")] = False,
     force: Annotated[bool, typer.Option(help="replace_box: rebuild even if it answers.")] = False,
-    dest: Annotated[Path, typer.Option(help="collect_diagnostics: where tarballs go.")] = Path(
-        "diagnostics"),
+    dest: Annotated[Path | None, typer.Option(
+        help="collect_diagnostics: where tarballs go [default: diagnostics].")] = None,
     json_output: JsonOption = False,
 ) -> None:
     """Run a runbook on the selected boxes (all boxes when none is selected).
+
+    Each runbook takes only its own options (see `dnabox runbook show NAME`); another is
+    refused.
 
     Examples:
       dnabox runbook run add_box -i inventory/lab.yaml --box edge-a-2
       dnabox runbook run rolling_upgrade --role container_runtime --max-unavailable 1
       dnabox runbook run collect_diagnostics --site edge-a --dest ./diag
     """
-    spec = runbooks.spec(name)
-    fleet = fleet_from(inventory)
-    if name in {"add_box", "replace_box"} and not box:
-        raise DnaboxError(f"{name} needs --box NAME", hint="name the box from the inventory")
-    targets = select_boxes(fleet, boxes=box, sites=site, tiers=tier)
+    runbooks.spec(name)  # an unknown name is refused before the inventory is read
+    options = runbooks.RunbookOptions(role=role, max_unavailable=max_unavailable,
+                                      resume=resume, force=force, dest=dest)
     renderer = JsonLines() if json_output else SiteProgress(stdout())
     with renderer:
-        context = runbooks.RunbookContext(fleet, locations(ctx), renderer)
-        if spec.name == "add_box":
-            report = runbooks.add_box(context, targets)
-        elif spec.name == "replace_box":
-            report = runbooks.replace_box(context, targets, force=force)
-        elif spec.name == "rolling_upgrade":
-            report = runbooks.rolling_upgrade(
-                context, targets, role=role, max_unavailable=max_unavailable, resume=resume,
-                verify=runbooks.ssh_verifier(context, role))
-        elif spec.name == "collect_diagnostics":
-            dest.mkdir(parents=True, exist_ok=True)
-            report = runbooks.simple(context, name, targets,
-                                     {"diagnostics_dest": str(dest.resolve())})
-        else:
-            report = runbooks.simple(context, name, targets)
+        context = runbooks.RunbookContext(fleet_from(inventory), locations(ctx), renderer)
+        report = runbooks.run_runbook(context, name, boxes=box, sites=site, tiers=tier,
+                                      options=options)
     if json_output:
-        print_json({"runbook": report.name, "ok": report.ok, "message": report.message,
-                    "batches": report.batches, "ran": report.ran})
+        print_json(report.as_json())
     else:
         colour = "green" if report.ok else "red"
         stdout().print(f"[{colour}]{report.name}: {report.message}[/]")

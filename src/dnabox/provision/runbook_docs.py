@@ -32,6 +32,11 @@ def render(spec: RunbookSpec, locations: Locations) -> str:
              "## Run it", "", "```bash", *EXAMPLES.get(spec.name, []), "```", "",
              "Targets: `--box`, `--site`, `--tier` (repeatable; all boxes when none is given). "
              "`--json` prints the events as JSON lines and a summary object.", ""]
+    if spec.needs_box:
+        lines += ["It needs `--box`: it never runs on a whole fleet by default.", ""]
+    if spec.options:
+        flags = ", ".join(f"`--{o.replace('_', '-')}`" for o in spec.options)
+        lines += [f"Options: {flags} (the options of other runbooks are refused).", ""]
     if spec.name == "rolling_upgrade":
         lines += ["## Health checks between batches", "", "| role | check |", "| --- | --- |"]
         lines += [f"| {role} | `{check}` |" for role, check in ROLE_CHECKS.items()]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -21,45 +21,12 @@ from dnabox.locations import Locations
 from dnabox.plan.ansible_inventory import render_inventory
 from dnabox.plan.catalogue import CATALOGUE
 from dnabox.plan.roles import roles_for
+from dnabox.plan.selection import select_boxes
 from dnabox.provision.engine import Provisioner, UpOptions, UpReport
 from dnabox.provision.events import Event, EventSink
 from dnabox.provision.journal import Journal
 from dnabox.provision.lock import FleetLock
 from dnabox.provision.remote import FINGERPRINTS, write_fingerprints
-
-
-@dataclass(frozen=True)
-class RunbookSpec:
-    name: str
-    summary: str
-    playbook: str  # file under playbooks/runbooks/, '' when the provisioner does the work
-    details: str
-
-
-RUNBOOKS: dict[str, RunbookSpec] = {spec.name: spec for spec in (
-    RunbookSpec("add_box", "Bootstrap a new box and add it to its overlays and cluster", "",
-                "Runs the provisioner: the new box gets every role; the other boxes of its "
-                "overlays re-run only `ovs` (their tunnel list changed); nothing else moves. "
-                "Then the box joins its cluster."),
-    RunbookSpec("replace_box", "Bring a replacement in under a failed box's name", "",
-                "Forgets what the box had converged and bootstraps it again from scratch. "
-                "Refuses while the old box still answers unless --force. The replacement's "
-                "host key must be verified and recorded first (dnabox never accepts it)."),
-    RunbookSpec("drain", "Take boxes out of service", "drain.yml",
-                "Cordons and drains the node when its cluster is reachable, stops the "
-                "containerd workloads and marks the box drained."),
-    RunbookSpec("undrain", "Return drained boxes to service", "undrain.yml",
-                "Removes the drained mark and uncordons the node when its cluster is reachable."),
-    RunbookSpec("rolling_upgrade", "Upgrade one role site by site in bounded batches",
-                "upgrade_role.yml",
-                "Upgrades the role's packages and re-applies the role on at most "
-                "--max-unavailable boxes of one site at a time, verifies each batch and stops "
-                "at the first failed batch. Resumable with --resume."),
-    RunbookSpec("collect_diagnostics", "Gather a diagnostics tarball per box",
-                "collect_diagnostics.yml",
-                "Logs, `ovs-vsctl show`, the containerd config, dmesg and dnabox state, with "
-                "secrets left out, fetched to the controller as <dest>/<box>.tar.gz."),
-)}
 
 
 @dataclass
@@ -69,6 +36,25 @@ class RunbookReport:
     batches: list[dict[str, Any]] = field(default_factory=list)
     ran: dict[str, list[str]] = field(default_factory=dict)
     message: str = ""
+
+    def as_json(self) -> dict[str, Any]:
+        return {"runbook": self.name, "ok": self.ok, "message": self.message,
+                "batches": self.batches, "ran": self.ran}
+
+
+@dataclass(frozen=True)
+class RunbookOptions:
+    """What `dnabox runbook run` was told beyond the targets; each runbook takes only some
+    (``RunbookSpec.options``), and one it does not take is refused, not ignored."""
+
+    role: str | None = None
+    max_unavailable: int | None = None
+    resume: bool = False
+    force: bool = False
+    dest: Path | None = None
+
+    def given(self) -> list[str]:
+        return [f.name for f in fields(self) if getattr(self, f.name) not in (None, False)]
 
 
 @dataclass(frozen=True)
@@ -80,6 +66,23 @@ class RunbookContext:
     @property
     def state(self) -> Path:
         return self.locations.ensure_fleet_state(self.fleet.name)
+
+
+def run_runbook(ctx: RunbookContext, name: str, *, boxes: Sequence[str] | None = None,
+                sites: Sequence[str] | None = None, tiers: Sequence[str] | None = None,
+                options: RunbookOptions | None = None) -> RunbookReport:
+    """Run runbook ``name`` on the selected boxes (every box when nothing is selected)."""
+    chosen = spec(name)
+    options = options or RunbookOptions()
+    if chosen.needs_box and not boxes:
+        raise DnaboxError(f"{name} needs --box NAME", hint="name the box from the inventory")
+    refused = [o for o in options.given() if o not in chosen.options]
+    if refused:
+        flags = ", ".join("--" + o.replace("_", "-") for o in refused)
+        raise DnaboxError(f"{name} does not take {flags}",
+                          hint=f"`dnabox runbook show {name}` says what it does")
+    targets = select_boxes(ctx.fleet, boxes=boxes, sites=sites, tiers=tiers)
+    return chosen.run(ctx, targets, options)
 
 
 def spec(name: str) -> RunbookSpec:
@@ -237,3 +240,72 @@ def ssh_verifier(ctx: RunbookContext, role: str) -> Callable[[list[Box]], list[s
         return problems
 
     return verify
+
+
+RunbookRun = Callable[[RunbookContext, Sequence[Box], RunbookOptions], RunbookReport]
+
+
+@dataclass(frozen=True)
+class RunbookSpec:
+    name: str
+    summary: str
+    playbook: str  # file under playbooks/runbooks/, '' when the provisioner does the work
+    details: str
+    run: RunbookRun
+    # RunbookOptions fields it takes; needs_box: refused without --box.
+    options: tuple[str, ...] = ()
+    needs_box: bool = False
+
+
+def _simple(name: str) -> RunbookRun:
+    return lambda ctx, targets, options: simple(ctx, name, targets)
+
+
+def _replace_box(ctx: RunbookContext, targets: Sequence[Box],
+                 options: RunbookOptions) -> RunbookReport:
+    return replace_box(ctx, targets, force=options.force)
+
+
+def _rolling_upgrade(ctx: RunbookContext, targets: Sequence[Box],
+                     options: RunbookOptions) -> RunbookReport:
+    role = options.role or "container_runtime"
+    return rolling_upgrade(ctx, targets, role=role, max_unavailable=options.max_unavailable or 1,
+                           resume=options.resume, verify=ssh_verifier(ctx, role))
+
+
+def _collect_diagnostics(ctx: RunbookContext, targets: Sequence[Box],
+                         options: RunbookOptions) -> RunbookReport:
+    dest = options.dest or Path("diagnostics")
+    dest.mkdir(parents=True, exist_ok=True)
+    return simple(ctx, "collect_diagnostics", targets, {"diagnostics_dest": str(dest.resolve())})
+
+
+RUNBOOKS: dict[str, RunbookSpec] = {spec.name: spec for spec in (
+    RunbookSpec("add_box", "Bootstrap a new box and add it to its overlays and cluster", "",
+                "Runs the provisioner: the new box gets every role; the other boxes of its "
+                "overlays re-run only `ovs` (their tunnel list changed); nothing else moves. "
+                "Then the box joins its cluster.",
+                lambda ctx, targets, options: add_box(ctx, targets), needs_box=True),
+    RunbookSpec("replace_box", "Bring a replacement in under a failed box's name", "",
+                "Forgets what the box had converged and bootstraps it again from scratch. "
+                "Refuses while the old box still answers unless --force. The replacement's "
+                "host key must be verified and recorded first (dnabox never accepts it).",
+                _replace_box, options=("force",), needs_box=True),
+    RunbookSpec("drain", "Take boxes out of service", "drain.yml",
+                "Cordons and drains the node when its cluster is reachable, stops the "
+                "containerd workloads and marks the box drained.", _simple("drain")),
+    RunbookSpec("undrain", "Return drained boxes to service", "undrain.yml",
+                "Removes the drained mark and uncordons the node when its cluster is reachable.",
+                _simple("undrain")),
+    RunbookSpec("rolling_upgrade", "Upgrade one role site by site in bounded batches",
+                "upgrade_role.yml",
+                "Upgrades the role's packages and re-applies the role on at most "
+                "--max-unavailable boxes of one site at a time, verifies each batch and stops "
+                "at the first failed batch. Resumable with --resume.",
+                _rolling_upgrade, options=("role", "max_unavailable", "resume")),
+    RunbookSpec("collect_diagnostics", "Gather a diagnostics tarball per box",
+                "collect_diagnostics.yml",
+                "Logs, `ovs-vsctl show`, the containerd config, dmesg and dnabox state, with "
+                "secrets left out, fetched to the controller as <dest>/<box>.tar.gz.",
+                _collect_diagnostics, options=("dest",)),
+)}
