@@ -1,13 +1,9 @@
-"""`dnabox bootstrap`: the plain bare-metal bootstrap, playbooks/site.yml on chosen boxes.
-
-Every chosen box runs every role it needs (`dnabox up` is the incremental way). Missing
-artifacts stop the command before any box is touched.
-"""
+"""`dnabox bootstrap`: parse, run ``provision.bootstrap``, render its report (a live table
+per box while it runs)."""
 
 from __future__ import annotations
 
 import threading
-import time
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -17,7 +13,7 @@ from rich.live import Live
 from rich.markup import escape
 from rich.table import Table
 
-from dnabox.adapters.ansible import PlaybookResult, TaskEvent, run_playbook
+from dnabox.adapters.ansible import TaskEvent
 from dnabox.cli.common import (
     DEFAULT_INVENTORY,
     InventoryOption,
@@ -29,9 +25,7 @@ from dnabox.cli.common import (
     stderr,
 )
 from dnabox.errors import RemoteError
-from dnabox.plan.ansible_inventory import render_inventory
-from dnabox.plan.artifacts import check_artifacts
-from dnabox.plan.selection import select_boxes
+from dnabox.provision.bootstrap import bootstrap as run_bootstrap
 
 BoxOption = Annotated[list[str] | None, typer.Option("--box", "-b", help="Only these boxes.")]
 SiteOption = Annotated[list[str] | None, typer.Option("--site", "-s", help="Only these sites.")]
@@ -55,19 +49,26 @@ class BoxProgress:
 class ProgressTable:
     """A live table, one row per box: counts so far and the task it is on."""
 
-    def __init__(self, boxes: list[str], console: Console) -> None:
-        self.rows = {box: BoxProgress() for box in boxes}
+    def __init__(self, console: Console) -> None:
+        self.rows: dict[str, BoxProgress] = {}
         self._lock = threading.Lock()
-        self._live = Live(self._render(), console=console, refresh_per_second=4,
-                          transient=False)
+        self._console = console
+        self._live: Live | None = None  # shown once the boxes are chosen, not on bad input
 
     def __enter__(self) -> ProgressTable:
-        self._live.__enter__()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._live.update(self._render())
-        self._live.__exit__(None, None, None)
+        if self._live is not None:
+            self._live.update(self._render())
+            self._live.__exit__(None, None, None)
+
+    def start(self, boxes: list[str]) -> None:
+        with self._lock:
+            self.rows = {box: BoxProgress() for box in boxes}
+            self._live = Live(self._render(), console=self._console, refresh_per_second=4,
+                              transient=False)
+            self._live.__enter__()
 
     def __call__(self, event: TaskEvent) -> None:
         with self._lock:
@@ -82,7 +83,8 @@ class ProgressTable:
                 row.ok += 1
                 row.changed += event.status == "changed"
             row.task = f"{event.role}: {event.task}" if event.role else event.task
-            self._live.update(self._render())
+            if self._live is not None:
+                self._live.update(self._render())
 
     def _render(self) -> Table:
         table = Table(title="dnabox bootstrap", expand=False)
@@ -93,18 +95,6 @@ class ProgressTable:
             table.add_row(box, str(row.ok), f"[yellow]{row.changed}[/]" if row.changed else "0",
                           failed, row.task[:70])
         return table
-
-
-def summary(result: PlaybookResult, boxes: list[str]) -> dict[str, object]:
-    rows = []
-    for box in boxes:
-        stats = result.hosts.get(box)
-        if stats is None:
-            rows.append({"name": box, "ok": 0, "changed": 0, "failed": 1, "unreachable": 0})
-            continue
-        rows.append({"name": box, "ok": stats.ok, "changed": stats.changed,
-                     "failed": stats.failed, "unreachable": stats.unreachable})
-    return {"boxes": rows}
 
 
 @command
@@ -126,29 +116,19 @@ def bootstrap(
 
     Example: dnabox bootstrap -i inventory/lab.yaml --site edge-a --json
     """
-    fleet = fleet_from(inventory)
-    boxes = [b.name for b in select_boxes(fleet, boxes=box, sites=site, tiers=tier)]
-    check_artifacts(fleet, boxes)
-    where = locations(ctx)
-    rendered = render_inventory(fleet, where)
     err = stderr()
-    started = time.monotonic()
-    run_dir = where.ensure_fleet_state(fleet.name) / "ansible" / "bootstrap"
-    with ProgressTable(boxes, err) as progress:
-        result = run_playbook(where.site_playbook, rendered, private_data_dir=run_dir,
-                              limit=boxes, tags=role, forks=forks,
-                              roles_path=where.roles, on_event=progress)
-    seconds = time.monotonic() - started
-    report = summary(result, boxes)
-    failed = [r["name"] for r in report["boxes"]  # type: ignore[attr-defined]
-              if r["failed"] or r["unreachable"]]
+    with ProgressTable(err) as progress:
+        report = run_bootstrap(fleet_from(inventory), locations(ctx), boxes=box, sites=site,
+                               tiers=tier, roles=role, forks=forks, on_start=progress.start,
+                               on_event=progress)
     for box_name, row in progress.rows.items():
         if row.failure:
             err.print(f"[red]{box_name}[/]: {escape(row.failure)}", highlight=False)
-    err.print(f"{len(boxes)} boxes in {seconds:.1f} s; ansible status {result.status}"
-              + (f"; [red]failed: {', '.join(failed)}[/]" if failed else ""))
+    failed = report.failed
+    err.print(f"{len(report.boxes)} boxes in {report.seconds:.1f} s; ansible status "
+              f"{report.status}" + (f"; [red]failed: {', '.join(failed)}[/]" if failed else ""))
     if json_output:
-        print_json(report | {"seconds": round(seconds, 1)})
-    if failed or result.rc != 0:
+        print_json(report.as_json())
+    if not report.ok:
         raise RemoteError(f"bootstrap failed on {', '.join(failed) or 'the run'}",
-                          hint=f"see the Ansible log in {run_dir}/artifacts/*/stdout")
+                          hint=f"see the Ansible log in {report.run_dir}/artifacts/*/stdout")
