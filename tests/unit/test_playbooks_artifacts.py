@@ -13,13 +13,13 @@ import yaml
 from typer.testing import CliRunner
 
 from dnabox.adapters.bundle import BundleError, build_bundle, write_package_index
-from dnabox.cli import bootstrap as bootstrap_cli
 from dnabox.cli.app import app
 from dnabox.inventory import Fleet, load_fleet
 from dnabox.locations import Locations
 from dnabox.plan.ansible_inventory import render_inventory
 from dnabox.plan.artifacts import ArtifactMissing, check_artifacts, missing_artifacts
 from dnabox.plan.selection import select_boxes
+from dnabox.provision import bootstrap as bootstrap_workflow
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -102,7 +102,7 @@ def test_bootstrap_command_stops_before_ansible(tmp_path: Path,
     def must_not_run(*_args: object, **_kwargs: object) -> None:
         raise AssertionError("Ansible ran although artifacts were missing")
 
-    monkeypatch.setattr(bootstrap_cli, "run_playbook", must_not_run)
+    monkeypatch.setattr(bootstrap_workflow, "run_playbook", must_not_run)
     path = fleet_file(tmp_path, bootstrap={"skip_roles": ["apptainer", "kubernetes"]})
     result = CliRunner().invoke(app, ["bootstrap", "-i", str(path)])
     assert result.exit_code == ArtifactMissing.exit_code
