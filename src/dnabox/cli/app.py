@@ -20,6 +20,7 @@ from dnabox.cli import (
     runbook,
     stack,
     unlock,
+    view,
 )
 from dnabox.cli.common import Session
 from dnabox.locations import Locations
@@ -60,6 +61,7 @@ app.command("drift")(observe.drift)
 app.command("exec")(fanout.exec_command)
 app.command("unlock")(unlock.unlock_command)
 app.command("demo")(demo.demo)
+app.command("view")(view.view)
 app.command("bootstrap")(bootstrap.bootstrap)
 app.add_typer(bundle.app, name="bundle")
 app.add_typer(agent.app, name="agent")

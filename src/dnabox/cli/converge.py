@@ -21,6 +21,7 @@ from dnabox.cli.common import (
 from dnabox.cli.progress import JsonLines, SiteProgress
 from dnabox.plan.desired import plan_fleet
 from dnabox.provision.engine import Engine, Provisioner, UpOptions
+from dnabox.provision.event_relay import EventRelay
 from dnabox.provision.inspect import read_fleet
 from dnabox.provision.scheduler import UnitOutcome
 
@@ -87,8 +88,13 @@ def up(
     options = UpOptions(max_parallel=parallel, per_site=per_site, forks=forks, resume=resume,
                         only_boxes=frozenset(box or []), engine=engine)
     renderer = JsonLines() if json_output else SiteProgress(stdout())
+    where = locations(ctx)
     with renderer:
-        report = Provisioner(fleet, locations(ctx), renderer, options).up()
+        relay = EventRelay(renderer, where.fleet_state(fleet.name))  # a live `dnabox view`
+        try:
+            report = Provisioner(fleet, where, relay, options).up()
+        finally:
+            relay.close()
     if not json_output:
         _summary(report.units, report.ran, report.retries)
     start_agent_after(inventory, fleet, locations(ctx))

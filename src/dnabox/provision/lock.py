@@ -40,6 +40,22 @@ class FleetLock:
             os.close(self._fd)
             self._fd = None
 
+    @staticmethod
+    def held_elsewhere(state_dir: Path) -> bool:
+        """True while another process holds the fleet's lock (a run is working)."""
+        path = state_dir / "lock"
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except FileNotFoundError:
+            return False
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        finally:
+            os.close(fd)  # closing drops a lock this probe took
+        return False
+
     def __enter__(self) -> FleetLock:
         self.acquire()
         return self

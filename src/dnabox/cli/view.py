@@ -1,0 +1,64 @@
+"""`dnabox view`: serve the live web view of a fleet."""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+from typing import Annotated
+
+import typer
+
+from dnabox.cli.common import DEFAULT_INVENTORY, InventoryOption, command, fleet_from, stderr
+from dnabox.errors import DnaboxError
+from dnabox.plan.desired import plan_fleet
+from dnabox.plan.project import find_project
+from dnabox.provision.paths import state_dir
+from dnabox.view.server import FleetView, ViewSettings, is_loopback, new_token, serve
+
+
+@command
+def view(
+    inventory: InventoryOption = DEFAULT_INVENTORY,
+    bind: Annotated[str, typer.Option(
+        help="Address to listen on. Anything but loopback requires the token printed once "
+             "at start.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port (0: any free port).", min=0,
+                                      max=65535)] = 8470,
+    refresh: Annotated[float, typer.Option(
+        help="Seconds between reads of the boxes' state.", min=1.0)] = 10.0,
+) -> None:
+    """Serve a live, read-only web view: topology by tier with each box's state, runs as
+    they happen, box pages (roles, fingerprints, drift, facts), and the D-N-A flow.
+
+    `dnabox up` runs of the same fleet (same state dir) appear live. Every asset ships with
+    dnabox: no internet needed. JSON for other tools under /api/ (docs/VIEW.md).
+
+    Example: dnabox view -i inventory/lab.yaml --port 8470
+    """
+    if bind != "localhost":
+        try:
+            ipaddress.ip_address(bind)
+        except ValueError:
+            raise DnaboxError(f"--bind {bind!r} is not an IP address",
+                              hint="e.g. 127.0.0.1 (default) or 0.0.0.0") from None
+    fleet = fleet_from(inventory)
+    token = None if is_loopback(bind) else new_token()
+    settings = ViewSettings(fleet=fleet, plans=plan_fleet(fleet, find_project()),
+                            state_dir=state_dir(fleet), token=token, refresh_seconds=refresh)
+
+    def ready(url: str) -> None:
+        err = stderr()
+        err.print(f"dnabox view of {fleet.name}: {url}", highlight=False)
+        if token is not None:
+            # Printed once, here, for the operator: never logged or served.
+            err.print(f"token (shown once): {url}?token={token}", highlight=False, soft_wrap=True)
+        err.print("Ctrl-C stops it.", highlight=False)
+
+    async def main() -> None:
+        await serve(FleetView(settings), bind, port, ready)
+
+    try:
+        asyncio.run(main())
+    except OSError as exc:
+        raise DnaboxError(f"cannot listen on {bind}:{port}: {exc.strerror}",
+                          hint="pick another --port, or --port 0 for any free one") from None
