@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
+import signal
 from typing import Annotated
 
 import typer
@@ -55,10 +57,16 @@ def view(
         err.print("Ctrl-C stops it.", highlight=False)
 
     async def main() -> None:
-        await serve(FleetView(settings), bind, port, ready)
+        serving = asyncio.ensure_future(serve(FleetView(settings), bind, port, ready))
+        # SIGTERM ends it as cleanly as Ctrl-C: the run socket is removed on the way out.
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, serving.cancel)
+        with contextlib.suppress(asyncio.CancelledError):
+            await serving
 
     try:
         asyncio.run(main())
+    except KeyboardInterrupt:
+        return
     except OSError as exc:
         raise DnaboxError(f"cannot listen on {bind}:{port}: {exc.strerror}",
                           hint="pick another --port, or --port 0 for any free one") from None
