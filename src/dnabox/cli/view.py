@@ -28,6 +28,8 @@ def view(
                                       max=65535)] = 8470,
     refresh: Annotated[float, typer.Option(
         help="Seconds between reads of the boxes' state.", min=1.0)] = 10.0,
+    offline: Annotated[bool, typer.Option(
+        help="Never connect to a box: show the layout and what runs report.")] = False,
 ) -> None:
     """Serve a live, read-only web view: topology by tier with each box's state, runs as
     they happen, box pages (roles, fingerprints, drift, facts), and the D-N-A flow.
@@ -46,7 +48,8 @@ def view(
     fleet = fleet_from(inventory)
     token = None if is_loopback(bind) else new_token()
     settings = ViewSettings(fleet=fleet, plans=plan_fleet(fleet, find_project()),
-                            state_dir=state_dir(fleet), token=token, refresh_seconds=refresh)
+                            state_dir=state_dir(fleet), token=token, refresh_seconds=refresh,
+                            offline=offline)
 
     def ready(url: str) -> None:
         err = stderr()

@@ -67,6 +67,9 @@ class ViewSettings:
     token: str | None = None  # None: loopback bind, no token asked
     refresh_seconds: float = 10.0
     links_seconds: float = 15.0
+    # Never connect to a box: only the layout and what runs report (a screen away from
+    # the fleet's network, or a preview of a fleet that is not built yet).
+    offline: bool = False
 
 
 @dataclass
@@ -84,6 +87,8 @@ class FleetView:
 
     async def refresh(self) -> dict[str, Any]:
         """Read every box once (threads: SSH is blocking) and tell the open pages."""
+        if self.settings.offline:
+            return self.snapshot()
         async with self._refreshing:
             readings = await asyncio.to_thread(read_fleet, self.fleet, self.settings.plans)
             self.live.readings = {r.box: r for r in readings}
@@ -104,11 +109,11 @@ class FleetView:
         self.bus.publish("fleet", self.snapshot())
 
     def snapshot(self) -> dict[str, Any]:
-        return fleet_json(self.fleet, self.live)
+        return {**fleet_json(self.fleet, self.live), "offline": self.settings.offline}
 
     async def read_box(self, name: str) -> dict[str, Any]:
-        readings = await asyncio.to_thread(read_fleet, self.fleet, self.settings.plans,
-                                           with_diffs=True, boxes=[name])
+        readings = [] if self.settings.offline else await asyncio.to_thread(
+            read_fleet, self.fleet, self.settings.plans, with_diffs=True, boxes=[name])
         reading: BoxReading | None = readings[0] if readings else None
         desired = self.settings.plans[name].fingerprints
         events = [e for run in self.bus.runs for e in run.events]
@@ -256,8 +261,9 @@ async def serve(view: FleetView, bind: str, port: int,
     await site.start()
     bound = runner.addresses[0]
     ready(f"http://{bind if ':' not in bind else f'[{bind}]'}:{bound[1]}/")
-    tasks = [asyncio.create_task(_every(settings.refresh_seconds, view.refresh)),
-             asyncio.create_task(_every(settings.links_seconds, view.measure_links))]
+    tasks = [] if settings.offline else [
+        asyncio.create_task(_every(settings.refresh_seconds, view.refresh)),
+        asyncio.create_task(_every(settings.links_seconds, view.measure_links))]
     try:
         await asyncio.Event().wait()
     finally:

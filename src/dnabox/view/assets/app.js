@@ -62,8 +62,9 @@ function renderFleet() {
   const fleet = state.fleet;
   if (!fleet) return;
   $("fleet-name").textContent = fleet.fleet;
-  $("read-at").textContent = fleet.read_at
-    ? `read ${new Date(fleet.read_at * 1000).toLocaleTimeString()}` : "reading the boxes...";
+  $("read-at").textContent = fleet.offline ? "offline: boxes are not read"
+    : fleet.read_at ? `read ${new Date(fleet.read_at * 1000).toLocaleTimeString()}`
+    : "reading the boxes...";
   $("locked").classList.toggle("hidden", !fleet.locked);
   const bySite = new Map();
   for (const box of fleet.boxes) {
