@@ -13,8 +13,8 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from dnabox.inventory import load_fleet
 from dnabox.inventory.model import Fleet
+from dnabox.locations import Locations
 from dnabox.plan.desired import plan_fleet
-from dnabox.plan.project import find_project
 from dnabox.provision.event_relay import EventRelay, view_socket
 from dnabox.provision.events import Event
 from dnabox.provision.inspect import BoxReading
@@ -134,7 +134,7 @@ def test_a_dropped_run_is_interrupted() -> None:
 
 
 def _view(fleet: Fleet, token: str | None) -> FleetView:
-    settings = ViewSettings(fleet=fleet, plans=plan_fleet(fleet, find_project()),
+    settings = ViewSettings(fleet=fleet, plans=plan_fleet(fleet, Locations.discover()),
                             state_dir=Path("/nonexistent"), token=token)
     view = FleetView(settings)
     view.live.readings = {b.name: reading(b.name, "converged") for b in fleet.boxes}

@@ -10,16 +10,22 @@ from typing import Annotated
 
 import typer
 
-from dnabox.cli.common import DEFAULT_INVENTORY, InventoryOption, command, fleet_from, stderr
+from dnabox.cli.common import (
+    DEFAULT_INVENTORY,
+    InventoryOption,
+    command,
+    fleet_from,
+    locations,
+    stderr,
+)
 from dnabox.errors import DnaboxError
 from dnabox.plan.desired import plan_fleet
-from dnabox.plan.project import find_project
-from dnabox.provision.paths import state_dir
 from dnabox.view.server import FleetView, ViewSettings, is_loopback, new_token, serve
 
 
 @command
 def view(
+    ctx: typer.Context,
     inventory: InventoryOption = DEFAULT_INVENTORY,
     bind: Annotated[str, typer.Option(
         help="Address to listen on. Anything but loopback requires the token printed once "
@@ -47,9 +53,10 @@ def view(
                               hint="e.g. 127.0.0.1 (default) or 0.0.0.0") from None
     fleet = fleet_from(inventory)
     token = None if is_loopback(bind) else new_token()
-    settings = ViewSettings(fleet=fleet, plans=plan_fleet(fleet, find_project()),
-                            state_dir=state_dir(fleet), token=token, refresh_seconds=refresh,
-                            offline=offline)
+    where = locations(ctx)
+    settings = ViewSettings(fleet=fleet, plans=plan_fleet(fleet, where),
+                            state_dir=where.ensure_fleet_state(fleet.name), token=token,
+                            refresh_seconds=refresh, offline=offline)
 
     def ready(url: str) -> None:
         err = stderr()
