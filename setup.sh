@@ -21,6 +21,7 @@ apt_packages=(
   openssh-client openssh-server debootstrap dpkg-dev shellcheck
   openvswitch-switch containerd runc crun containernetworking-plugins
   nats-server
+  chromium  # the view's browser tests (Playwright drives Debian's chromium)
 )
 missing=()
 for pkg in "${apt_packages[@]}"; do
