@@ -242,6 +242,19 @@ def test_bytes_that_are_not_utf8_text_are_refused_at_their_line(
     assert case.fragment in problem.message
 
 
+@pytest.mark.parametrize("escape,code", [("\\e[2J", "001B"), ("\\x9b2J", "009B"),
+                                         ("\\0", "0000"), ("\\b", "0008")])
+def test_control_characters_written_as_escapes_are_refused(
+    escape: str, code: str, tmp_path: Path
+) -> None:
+    """Raw control bytes are refused by YAML; its escapes can still produce them."""
+    text = VALID.replace("tier: edge}", f'tier: edge, region: "kr{escape}"}}')
+    [problem] = problems_of(write(tmp_path, text))
+    assert (problem.line, problem.field) == (4, "sites[1].region")
+    assert f"control character U+{code}" in problem.message
+    assert "\x1b" not in str(problem)
+
+
 def test_a_file_too_big_to_be_a_fleet_is_refused_unread(tmp_path: Path) -> None:
     path = write(tmp_path, b"# padding\n" * (MAX_BYTES // 10 + 1))
     tracemalloc.start()
@@ -640,3 +653,24 @@ def test_validate_json_prints_an_error_document(
                        "message": problem["message"]}
     assert problem["message"]
     assert f"{path}:{line}: {field}: " in result.stderr  # people still read stderr
+
+
+# --- 8. What the file says is shown as written, never read as terminal markup ---------
+
+def test_rich_markup_in_values_and_paths_is_shown_as_written(tmp_path: Path) -> None:
+    folder = tmp_path / "[" / "b]"  # the path reads [/b]: a closing tag to Rich
+    folder.mkdir(parents=True)
+    text = VALID.replace("tier: edge}", 'tier: edge, region: "[/bold] [red]x[/red]"}') + (
+        "defaults: {ssh: {key: '[old]/id'}}\n")
+    path = write(folder, text)
+    result = runner.invoke(app, ["inventory", "show", str(path)], env={"COLUMNS": "300"})
+    assert result.exit_code == 0, result.output
+    assert "[/bold] [red]x[/red]" in result.stdout
+    assert f"{folder}/[old]/id" in result.stdout
+    result = runner.invoke(app, ["inventory", "validate", str(path)])
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith(f"valid: {path} - ")
+    out = folder / "[old].dot"
+    result = runner.invoke(app, ["inventory", "graph", str(path), "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    assert result.stdout == f"wrote {out}\n"

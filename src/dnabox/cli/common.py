@@ -13,6 +13,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from dnabox.errors import DnaboxError, InventoryError
 from dnabox.inventory import Fleet, load_fleet
@@ -73,7 +74,8 @@ def user_errors() -> Iterator[None]:
         raise typer.Exit(exc.exit_code) from None
     except DnaboxError as exc:
         err = stderr()
-        err.print(f"[red]error:[/] {exc.message}", markup=True, highlight=False)
+        # The message may quote what a user wrote (a path, a name): never read it as markup.
+        err.print(f"[red]error:[/] {escape(exc.message)}", markup=True, highlight=False)
         if exc.hint:
             err.print(f"  hint: {exc.hint}", markup=False)
         raise typer.Exit(exc.exit_code) from None

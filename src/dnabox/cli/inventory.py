@@ -6,7 +6,9 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from dnabox.adapters.graphviz import render
 from dnabox.cli.common import JsonOption, command, fleet_from, print_json, stdout
@@ -41,8 +43,8 @@ def validate(file: FileArgument, json_output: JsonOption = False) -> None:
         print_json({"file": str(file), "valid": True, "boxes": len(fleet.boxes)})
         return
     stdout().print(
-        f"[green]valid[/]: {file} - {len(fleet.sites)} sites, {len(fleet.boxes)} boxes, "
-        f"{len(fleet.clusters)} clusters, {len(fleet.overlays)} overlays",
+        f"[green]valid[/]: {escape(str(file))} - {len(fleet.sites)} sites, "
+        f"{len(fleet.boxes)} boxes, {len(fleet.clusters)} clusters, {len(fleet.overlays)} overlays",
         soft_wrap=True,
     )
 
@@ -71,7 +73,8 @@ def _sites_table(fleet: Fleet) -> Table:
         table.add_column(column)
     for site in fleet.sites:
         count = sum(1 for b in fleet.boxes if b.site == site.name)
-        table.add_row(site.name, site.tier, site.region, str(count))
+        # Free text from the file: shown as written, never read as Rich markup.
+        table.add_row(site.name, site.tier, Text(site.region), str(count))
     return table
 
 
@@ -109,7 +112,8 @@ def _files_table(fleet: Fleet) -> Table:
     table.add_column("path", overflow="fold")  # a cut path is a wrong path
     table.add_column("here")
     for where, _what, path in path_fields(fleet):
-        table.add_row(format_path(where), path, "found" if Path(path).exists() else "missing")
+        table.add_row(format_path(where), Text(path),
+                      "found" if Path(path).exists() else "missing")
     return table
 
 
@@ -127,4 +131,4 @@ def graph(
     """
     fleet = fleet_from(file)
     render(topology_dot(fleet), output)
-    stdout().print(f"wrote {output}")
+    stdout().print(f"wrote {output}", markup=False, soft_wrap=True)

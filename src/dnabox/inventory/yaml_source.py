@@ -147,6 +147,13 @@ def _structure_problems(root: yaml.Node, name: str) -> list[Problem]:
             continue
         seen_nodes.add(id(node))
         if isinstance(node, yaml.ScalarNode):
+            control = _CONTROL.search(str(node.value))
+            if control:
+                # Written as a YAML escape ("\e[31m"): it would reach terminals and logs.
+                problems.append(Problem(
+                    name, node.start_mark.line + 1, format_path(path),
+                    f"holds control character U+{ord(control.group()):04X} (written as an "
+                    "escape); a fleet file holds printable text only"))
             kind = key_material(str(node.value)) or ""
             if "PRIVATE KEY" in kind or kind == "PuTTY key":
                 problems.append(Problem(
@@ -226,6 +233,9 @@ def _open_quote_before(text: str, line: int) -> int | None:
 
 
 _QUOTED = re.compile(r"'([^']*)'")
+# C0 controls but tab and line breaks, DEL and C1 controls: YAML refuses them written
+# raw (see _reader_problem) but lets escapes like "\e" or "\x9b" produce them.
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 
 
 def _quoted_safely(reason: str) -> str:
