@@ -25,6 +25,7 @@ from pydantic.fields import FieldInfo
 from pydantic_core import to_jsonable_python
 
 from dnabox.inventory.checks import CHECKS
+from dnabox.inventory.file_text import MAX_BYTES
 from dnabox.inventory.model import TEXT_FORMATS, Fleet, PathField
 from dnabox.inventory.yaml_bounds import (
     EXPANSION_RATIO,
@@ -86,12 +87,13 @@ Numbers are written as numbers (`vni: 1001`, not `vni: "1001"`) and addresses as
 (`10.1.2.3`); quote a text value that YAML would read as a number or a boolean
 (`region: "2024"`, `sha256: "0123..."`). Indent with spaces, never tabs.
 
-The file is UTF-8 text of at most 4 MiB (a byte-order mark is fine; UTF-16, NUL bytes,
-other encodings and control characters, even written as escapes like `"\\e"`, are
-refused with their line). Anchors, aliases and merge
-keys work: put box templates under a top-level key starting with `x-`, which the fleet
-does not read, and merge them with overrides; an error in an overriding key names its
-own line, an error in a merged value the template's line:
+The file is UTF-8 text of at most {MAX_BYTES // 2**20} MiB (a byte-order mark is fine;
+UTF-16, NUL bytes, other encodings and control characters, even written as escapes like
+`"\\e"`, are refused with their line).
+
+Anchors, aliases and merge keys work: put box templates under a top-level key starting
+with `x-`, which the fleet does not read, and merge them with overrides; an error in an
+overriding key names its own line, an error in a merged value the template's line:
 
 ```yaml
 x-edge-box: &edge-box {{site: edge-a, size: medium}}
