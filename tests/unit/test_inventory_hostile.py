@@ -292,6 +292,7 @@ COMMANDS = [
     ["bundle", "build", "-i", "F"],
     ["runbook", "run", "drain", "-i", "F"],
     ["lab", "status", "-i", "F"],
+    ["view", "-i", "F", "--offline"],
 ]
 HOSTILE_FILES = {"latin-1": UNDECODABLE[0].raw, "utf-16": VALID.encode("utf-16"),
                  "bomb": _laughs(9, 9).encode()}
