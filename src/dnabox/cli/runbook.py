@@ -75,9 +75,24 @@ def run(
     role: Annotated[str | None, typer.Option(
         help="rolling_upgrade: the role [default: container_runtime].")] = None,
     max_unavailable: Annotated[int | None, typer.Option(
-        help="rolling_upgrade: boxes of one site upgraded at once [default: 1].")] = None,
+        help="rolling_upgrade, k8s_upgrade: boxes (workers) of one site upgraded at once "
+             "[default: 1].")] = None,
     resume: Annotated[bool, typer.Option(
-        help="rolling_upgrade: continue an interrupted run.")] = False,
+        help="rolling_upgrade, k8s_upgrade, replace_control_plane: continue an interrupted "
+             "run.")] = False,
+    to: Annotated[str | None, typer.Option(
+        help="k8s_upgrade: the Kubernetes minor to move to.")] = None,
+    cluster: Annotated[list[str] | None, typer.Option(
+        "--cluster", "-c", help="k8s_upgrade (all when none), replace_control_plane: the "
+        "cluster.")] = None,
+    old: Annotated[str | None, typer.Option(
+        help="replace_control_plane: the failed control plane's name.")] = None,
+    drain_timeout: Annotated[str | None, typer.Option(
+        help="k8s_upgrade: how long a drain may wait for PodDisruptionBudgets "
+             "[default: 300s].")] = None,
+    patch: Annotated[str | None, typer.Option(
+        help="k8s_upgrade: the patch release of the new artifacts (v<to>.<patch>) "
+             "[default: 0].")] = None,
     force: Annotated[bool, typer.Option(help="replace_box: rebuild even if it answers.")] = False,
     dest: Annotated[Path | None, typer.Option(
         help="collect_diagnostics: where tarballs go [default: diagnostics].")] = None,
@@ -92,10 +107,15 @@ def run(
       dnabox runbook run add_box -i inventory/lab.yaml --box edge-a-2
       dnabox runbook run rolling_upgrade --role container_runtime --max-unavailable 1
       dnabox runbook run collect_diagnostics --site edge-a --dest ./diag
+      dnabox runbook run k8s_upgrade -i fleet.yaml --to 1.37 --cluster core --max-unavailable 2
+      dnabox runbook run replace_control_plane -i fleet.yaml --cluster core --old core-2 \
+          --box core-4
     """
     runbooks.spec(name)  # an unknown name is refused before the inventory is read
-    options = runbooks.RunbookOptions(role=role, max_unavailable=max_unavailable,
-                                      resume=resume, force=force, dest=dest)
+    options = runbooks.RunbookOptions(
+        role=role, max_unavailable=max_unavailable, resume=resume, force=force, dest=dest,
+        to=to, cluster=tuple(cluster) if cluster else None, old=old,
+        drain_timeout=drain_timeout, patch=patch)
     renderer = JsonLines() if json_output else SiteProgress(stdout())
     with renderer:
         context = runbooks.RunbookContext(fleet_from(inventory), locations(ctx), renderer)

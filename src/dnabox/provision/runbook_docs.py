@@ -22,6 +22,16 @@ EXAMPLES: dict[str, list[str]] = {
                         "--role container_runtime --max-unavailable 1",
                         "dnabox runbook run rolling_upgrade -i fleet.yaml "
                         "--role container_runtime --resume   # after fixing a failed batch"],
+    "k8s_upgrade": ["# first: the kubeadm/kubelet/kubectl (or k3s) artifacts point at the new "
+                    "release",
+                    "dnabox runbook run k8s_upgrade -i fleet.yaml --to 1.37 --cluster core "
+                    "--max-unavailable 2 --drain-timeout 600s",
+                    "dnabox runbook run k8s_upgrade -i fleet.yaml --to 1.37 --cluster core "
+                    "--resume   # after fixing a failed step"],
+    "replace_control_plane": ["# first: core-gist-4 replaces core-gist-2 in the cluster's "
+                              "control_planes",
+                              "dnabox runbook run replace_control_plane -i fleet.yaml "
+                              "--cluster core --old core-gist-2 --box core-gist-4"],
     "collect_diagnostics": ["dnabox runbook run collect_diagnostics -i fleet.yaml "
                             "--site kaist-edge --dest ./diagnostics"],
 }

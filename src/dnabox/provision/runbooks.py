@@ -7,6 +7,7 @@ batch is journaled so an interrupted rolling upgrade resumes where it stopped.
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, fields
@@ -16,12 +17,18 @@ from typing import Any
 from dnabox.adapters.ansible import PlaybookResult, run_playbook
 from dnabox.adapters.ssh import BoxConnection, ConnectionPool
 from dnabox.errors import DnaboxError
-from dnabox.inventory.model import Box, Fleet
+from dnabox.inventory.model import Box, Cluster, Fleet
 from dnabox.locations import Locations
 from dnabox.plan.ansible_inventory import render_inventory
 from dnabox.plan.catalogue import CATALOGUE
 from dnabox.plan.roles import roles_for
 from dnabox.plan.selection import select_boxes
+from dnabox.plan.upgrades import (
+    Step,
+    UpgradeOptions,
+    plan_k8s_upgrade,
+    plan_replace_control_plane,
+)
 from dnabox.provision.engine import Provisioner, UpOptions, UpReport
 from dnabox.provision.events import Event, EventSink
 from dnabox.provision.journal import Journal
@@ -52,6 +59,12 @@ class RunbookOptions:
     resume: bool = False
     force: bool = False
     dest: Path | None = None
+    # k8s_upgrade / replace_control_plane
+    to: str | None = None
+    cluster: tuple[str, ...] | None = None
+    old: str | None = None
+    drain_timeout: str | None = None
+    patch: str | None = None
 
     def given(self) -> list[str]:
         return [f.name for f in fields(self) if getattr(self, f.name) not in (None, False)]
@@ -280,6 +293,26 @@ def _collect_diagnostics(ctx: RunbookContext, targets: Sequence[Box],
     return simple(ctx, "collect_diagnostics", targets, {"diagnostics_dest": str(dest.resolve())})
 
 
+def _k8s_upgrade(ctx: RunbookContext, targets: Sequence[Box],
+                 options: RunbookOptions) -> RunbookReport:
+    if not options.to:
+        raise DnaboxError("k8s_upgrade needs --to MINOR", hint="e.g. --to 1.37")
+    upgrade = UpgradeOptions(to=options.to, max_unavailable=options.max_unavailable or 1,
+                             drain_timeout=options.drain_timeout or "300s",
+                             patch=options.patch or "0")
+    return k8s_upgrade(ctx, options.cluster or (), upgrade, resume=options.resume)
+
+
+def _replace_control_plane(ctx: RunbookContext, targets: Sequence[Box],
+                           options: RunbookOptions) -> RunbookReport:
+    if not options.old or len(options.cluster or ()) != 1 or len(targets) != 1:
+        raise DnaboxError("replace_control_plane needs --cluster NAME, --old NAME and one --box",
+                          hint="--old names the failed control plane, --box its replacement")
+    (cluster,) = options.cluster or ("",)
+    return replace_control_plane(ctx, cluster, options.old, targets[0].name,
+                                 resume=options.resume)
+
+
 RUNBOOKS: dict[str, RunbookSpec] = {spec.name: spec for spec in (
     RunbookSpec("add_box", "Bootstrap a new box and add it to its overlays and cluster", "",
                 "Runs the provisioner: the new box gets every role; the other boxes of its "
@@ -308,4 +341,120 @@ RUNBOOKS: dict[str, RunbookSpec] = {spec.name: spec for spec in (
                 "Logs, `ovs-vsctl show`, the containerd config, dmesg and dnabox state, with "
                 "secrets left out, fetched to the controller as <dest>/<box>.tar.gz.",
                 _collect_diagnostics, options=("dest",)),
+    RunbookSpec("k8s_upgrade", "Upgrade clusters one Kubernetes minor (--to 1.37)",
+                "k8s_step.yml",
+                "Refuses a jump of more than one minor (and a minor the boxes' containerd or a "
+                "lagging kubelet cannot take). Per cluster (--cluster, all when none): an etcd "
+                "snapshot; kubeadm: the first control plane (`kubeadm upgrade plan`, `apply`), "
+                "the other control planes (`kubeadm upgrade node`), then the workers in batches "
+                "of --max-unavailable, site by site; each node is cordoned, drained through the "
+                "API (the eviction API respects PodDisruptionBudgets; --drain-timeout), "
+                "upgraded, checked Ready at the new version and uncordoned. k3s: servers one "
+                "at a time, then agents in batches, the same way. Update the kubernetes "
+                "artifacts (url, sha256) to the new release first; after the run, set the "
+                "clusters' kubernetes_version. Every step is journaled: --resume continues "
+                "after the last finished one.",
+                _k8s_upgrade, options=("to", "cluster", "max_unavailable", "drain_timeout",
+                                       "patch", "resume")),
+    RunbookSpec("replace_control_plane", "Swap a failed control plane for a new box",
+                "k8s_step.yml",
+                "Edit the inventory first: the new box (--box) in the cluster's control_planes "
+                "where the failed one (--old) was. Then: an etcd snapshot through a healthy "
+                "control plane, the failed member removed from etcd (kubeadm; k3s drops it "
+                "with the node), the failed node deleted from the API, the new box bootstrapped "
+                "and joined as a control plane, and checked Ready. Journaled like k8s_upgrade.",
+                _replace_control_plane, options=("cluster", "old", "resume"), needs_box=True),
 )}
+
+
+# --- Kubernetes lifecycle (k8s_upgrade, replace_control_plane) -----------------------------
+
+StepRunner = Callable[[Step], list[str]]
+
+
+def k8s_upgrade(ctx: RunbookContext, clusters: Sequence[str], options: UpgradeOptions, *,
+                resume: bool, runner: StepRunner | None = None) -> RunbookReport:
+    chosen = _clusters(ctx.fleet, clusters)
+    steps = plan_k8s_upgrade(ctx.fleet, chosen, options)
+    report = run_steps(ctx, "k8s_upgrade", steps, resume=resume,
+                       runner=runner or step_runner(ctx))
+    if report.ok:
+        names = ", ".join(c.name for c in chosen)
+        report.message += (f"; now set kubernetes_version: \"{options.to}\" for {names} in "
+                           f"{ctx.fleet.source or 'the inventory'}")
+    return report
+
+
+def replace_control_plane(ctx: RunbookContext, cluster: str, old: str, new: str, *,
+                          resume: bool, runner: StepRunner | None = None) -> RunbookReport:
+    (chosen,) = _clusters(ctx.fleet, [cluster])
+    steps = plan_replace_control_plane(ctx.fleet, chosen, old, new)
+    return run_steps(ctx, "replace_control_plane", steps, resume=resume,
+                     runner=runner or step_runner(ctx))
+
+
+def _clusters(fleet: Fleet, names: Sequence[str]) -> list[Cluster]:
+    known = {c.name: c for c in fleet.clusters}
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise DnaboxError(f"no cluster named {', '.join(unknown)} in fleet {fleet.name}",
+                          hint=f"clusters: {', '.join(known) or 'none'}")
+    return [known[n] for n in names] if names else list(fleet.clusters)
+
+
+def run_steps(ctx: RunbookContext, name: str, steps: Sequence[Step], *, resume: bool,
+              runner: StepRunner) -> RunbookReport:
+    """Run ``steps`` in order, journaling each; stop at the first that fails."""
+    digest = hashlib.sha256("|".join(s.id for s in steps).encode()).hexdigest()[:16]
+    plan_id = f"{name}:{digest}"
+    journal = Journal(ctx.state / "runbooks")
+    done = journal.resumable(plan_id) if resume else set()
+    run = journal.start_run(plan_id)
+    report = RunbookReport(name, True)
+    for step in steps:
+        entry: dict[str, Any] = step.as_json()
+        report.batches.append(entry)
+        if step.id in done:
+            entry["status"] = "skipped"
+            ctx.sink(Event("unit", "skipped", unit=step.id, box=step.node,
+                           message="done by the interrupted run (--resume)"))
+            continue
+        ctx.sink(Event("unit", "started", unit=step.id, box=step.node, message=step.kind))
+        problems = runner(step)
+        entry["status"] = "failed" if problems else "ok"
+        journal.unit_done(run, step.id, entry["status"])
+        ctx.sink(Event("unit", entry["status"], unit=step.id, box=step.node,
+                       message="; ".join(problems)))
+        if problems:
+            report.ok = False
+            report.message = (f"stopped at step {step.id} ({step.kind}): {'; '.join(problems)}"
+                              "; fix it and re-run with --resume")
+            break
+    journal.finish_run(run, report.ok)
+    if report.ok:
+        report.message = f"{len(steps)} steps done"
+    return report
+
+
+def step_runner(ctx: RunbookContext) -> StepRunner:
+    """Run a step for real: ``join`` through the provisioner, the others with k8s_step.yml on
+    the step's box, each under the fleet lock (the provisioner takes it itself)."""
+
+    def run(step: Step) -> list[str]:
+        if step.kind == "join":
+            report = Provisioner(ctx.fleet, ctx.locations, ctx.sink,
+                                 UpOptions(only_boxes=frozenset({step.node}))).up()
+            return [] if report.ok else [f"{step.node}: dnabox up failed"]
+        via = ctx.fleet.box(step.via)
+        with FleetLock(ctx.state):
+            result = run_playbook_on(ctx, "k8s_step.yml", [via], extravars={
+                "k8s_step": step.kind, "k8s_node": step.node, "k8s_args": dict(step.args)},
+                label=f"k8s-{step.kind}")
+        host = result.hosts.get(via.name)
+        if host is None:
+            return [f"{via.name}: not reached"]
+        if host.failed or host.unreachable:
+            return [f"{via.name}: {step.kind} failed (see the Ansible log)"]
+        return []
+
+    return run
