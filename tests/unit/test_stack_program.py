@@ -25,7 +25,7 @@ from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 
 from dnabox.inventory import load_fleet
-from dnabox.layers import baseline, mesh, networks, runtimes, stack_config
+from dnabox.layers import baseline, gpus, mesh, networks, runtimes, stack_config
 from dnabox.layers.manifests import SUPPORTED_KUBERNETES, Manifest, resource_name
 from dnabox.plan.runtimes import RUNTIMES
 
@@ -139,7 +139,9 @@ def builder_manifests(inventory: str, cluster_name: str) -> list[Manifest]:
     (cluster,) = stack_config.select_clusters(fleet, cluster_name)
     plan = mesh.mesh_plan(fleet, cluster)
     mesh_ns = mesh.mesh_namespace(plan)
+    gpu = gpus.gpu_plan(fleet, cluster)
     return [
+        *(gpu.manifests if gpu else ()),
         *baseline.namespaces(fleet, cluster, plan.namespace_labels, plan.namespace_annotations),
         *baseline.node_patches(fleet, cluster),
         *runtimes.runtime_classes(fleet, cluster),
@@ -253,9 +255,12 @@ def test_every_kubernetes_resource_goes_through_the_stack_provider(
 
 
 def test_components_group_the_layers(stack_run: tuple[str, str, ProgramRun]) -> None:
-    _, _, run = stack_run
+    inventory, cluster_name, run = stack_run
+    fleet = load_fleet(ROOT / inventory)
+    (cluster,) = stack_config.select_clusters(fleet, cluster_name)
     components = sorted(r.typ for r in run.resources if not r.custom)
-    assert components == ["dnabox:layers:Networks", "dnabox:layers:Runtimes",
+    gpu = ["dnabox:layers:Gpus"] if gpus.gpu_plan(fleet, cluster) else []
+    assert components == [*gpu, "dnabox:layers:Networks", "dnabox:layers:Runtimes",
                           "dnabox:layers:ServiceMesh", "dnabox:layers:TierBaseline"]
 
 
@@ -280,7 +285,8 @@ def test_helm_releases_are_pinned_and_land_in_a_declared_namespace(
     (cluster,) = stack_config.select_clusters(fleet, cluster_name)
     plan = mesh.mesh_plan(fleet, cluster)
     releases = {r.inputs["name"]: r.inputs for r in run.of_type("kubernetes:helm.sh/v3:Release")}
-    assert set(releases) == {c.release for c in plan.charts}
+    gpu = gpus.gpu_plan(fleet, cluster)
+    assert set(releases) == {c.release for c in (*plan.charts, *(gpu.charts if gpu else ()))}
     namespaces = {r.inputs["metadata"]["name"]
                   for r in run.of_type("kubernetes:core/v1:Namespace")}
     for release in releases.values():

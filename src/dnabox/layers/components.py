@@ -16,7 +16,7 @@ import pulumi_kubernetes as k8s
 import pulumi_tls as tls
 
 from dnabox.inventory.model import Cluster, Fleet
-from dnabox.layers import baseline, mesh, networks, runtimes
+from dnabox.layers import baseline, gpus, mesh, networks, runtimes
 from dnabox.layers.manifests import Manifest, resource_name
 
 # Built-in kinds get their typed resource (schema-aware diffs); CRD instances fall back to
@@ -125,6 +125,42 @@ class Networks(pulumi.ComponentResource):
         self.register_outputs({"attachments": self.bridges})
 
 
+def helm_release(chart: mesh.HelmChart, values: dict[str, Any],
+                 opts: pulumi.ResourceOptions) -> k8s.helm.v3.Release:
+    return k8s.helm.v3.Release(
+        chart.release,
+        name=chart.release,
+        chart=chart.chart,
+        version=chart.version,
+        namespace=chart.namespace,
+        repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=chart.repo),
+        values=values,
+        # Roll back a failed install/upgrade instead of leaving it half done.
+        atomic=True,
+        timeout=600,
+        opts=opts,
+    )
+
+
+class Gpus(pulumi.ComponentResource):
+    """The NVIDIA device plugin, or the GPU Operator, where members hold NVIDIA GPUs."""
+
+    def __init__(self, name: str, args: NetworksArgs,
+                 opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("dnabox:layers:Gpus", name, None, opts)
+        self.plan = gpus.gpu_plan(args.fleet, args.cluster)
+        self.releases: dict[str, k8s.helm.v3.Release] = {}
+        after = pulumi.ResourceOptions(parent=self, depends_on=list(args.depends_on))
+        if self.plan is not None:
+            made = [apply_manifest(m, after) for m in self.plan.manifests]
+            for chart in self.plan.charts:
+                self.releases[chart.release] = helm_release(chart, chart.values,
+                                                            pulumi.ResourceOptions(
+                                                                parent=self, depends_on=made))
+        self.register_outputs({"stack": self.plan.stack if self.plan else "none",
+                               "releases": sorted(self.releases)})
+
+
 class ServiceMesh(pulumi.ComponentResource):
     """Istio or Linkerd through Helm, with strict mutual TLS."""
 
@@ -141,19 +177,8 @@ class ServiceMesh(pulumi.ComponentResource):
             for chart in self.plan.charts:
                 after = [ns, *(self.releases[r] for r in chart.after)]
                 values = {**chart.values, **extra} if chart.needs_identity else chart.values
-                self.releases[chart.release] = k8s.helm.v3.Release(
-                    chart.release,
-                    name=chart.release,
-                    chart=chart.chart,
-                    version=chart.version,
-                    namespace=chart.namespace,
-                    repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=chart.repo),
-                    values=values,
-                    # Roll back a failed install/upgrade instead of leaving it half done.
-                    atomic=True,
-                    timeout=600,
-                    opts=pulumi.ResourceOptions(parent=self, depends_on=after),
-                )
+                self.releases[chart.release] = helm_release(
+                    chart, values, pulumi.ResourceOptions(parent=self, depends_on=after))
             installed = list(self.releases.values())
             for policy in self.plan.policies:
                 apply_manifest(policy, pulumi.ResourceOptions(parent=self, depends_on=installed))

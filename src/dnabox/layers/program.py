@@ -18,6 +18,7 @@ from dnabox.inventory.model import Cluster
 from dnabox.layers import stack_config
 from dnabox.layers.baseline import cluster_tier
 from dnabox.layers.components import (
+    Gpus,
     LayerArgs,
     Networks,
     NetworksArgs,
@@ -26,6 +27,7 @@ from dnabox.layers.components import (
     TierBaseline,
     TierBaselineArgs,
 )
+from dnabox.layers.gpus import gpu_plan
 from dnabox.layers.manifests import SUPPORTED_KUBERNETES, SYSTEM_NAMESPACE
 from dnabox.layers.mesh import mesh_plan
 from dnabox.locations import find_project
@@ -75,6 +77,10 @@ def compose(settings: StackSettings) -> dict[str, Any]:
     network_layer = Networks("networks", NetworksArgs(
         fleet, cluster, depends_on=[tier.namespaces[SYSTEM_NAMESPACE]]), opts)
     mesh_layer = ServiceMesh("mesh", LayerArgs(fleet, cluster), opts)
+    gpu_layer = None
+    if gpu_plan(fleet, cluster) is not None:
+        gpu_layer = Gpus("gpus", NetworksArgs(
+            fleet, cluster, depends_on=[tier.namespaces[SYSTEM_NAMESPACE]]), opts)
     return {
         "fleet": fleet.name,
         "cluster": cluster.name,
@@ -85,6 +91,7 @@ def compose(settings: StackSettings) -> dict[str, Any]:
         "networkAttachments": network_layer.bridges,
         "mesh": mesh_layer.plan.mode,
         "meshReleases": sorted(mesh_layer.releases),
+        "gpuStack": gpu_layer.plan.stack if gpu_layer and gpu_layer.plan else "none",
     }
 
 

@@ -64,6 +64,16 @@ class RoleSpec:
         return self.artifacts
 
 
+NODE_READY_CHECK = (
+    "systemctl is-active --quiet dnabox-kubernetes.service && "
+    "for c in /etc/kubernetes/kubelet.conf /var/lib/rancher/k3s/agent/kubelet.kubeconfig; do "
+    "[ -f $c ] && k=$c; done; "
+    "for b in /usr/local/bin/kubectl '/usr/local/bin/k3s kubectl'; do "
+    "[ -x ${b%% *} ] && cmd=$b; done; "
+    "[ \"$($cmd --kubeconfig $k get node \"$(hostname)\" "
+    "-o 'jsonpath={.status.conditions[?(@.type==\"Ready\")].status}')\" = True ]"
+)
+
 # Order matters: the runtime before its extra handlers, OVS before the CNI that uses it,
 # Kubernetes last.
 CATALOGUE: tuple[RoleSpec, ...] = (
@@ -97,7 +107,9 @@ CATALOGUE: tuple[RoleSpec, ...] = (
         "kubernetes", applies=in_a_cluster, formation=True,
         artifacts_by_distribution={"kubeadm": ("kubeadm", "kubelet", "kubectl"),
                                    "k3s": ("k3s",)},
-        health_check="command -v kubelet >/dev/null",
+        # The node agent runs and the API server sees this node Ready (kubelet's own
+        # credentials may read its node: kubeadm's kubelet.conf, k3s's kubelet.kubeconfig).
+        health_check=NODE_READY_CHECK,
     ),
 )
 
