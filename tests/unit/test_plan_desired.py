@@ -102,3 +102,42 @@ def test_preflight_round_trip_and_decisions(repo_root: Path, tmp_path: Path) -> 
     fresh = BoxState(state.facts, {"base": "stale"}, {})
     reasons = {d.role: d.reason for d in decide(plan, fresh)}
     assert reasons["base"] == "changed" and reasons["ovs"] == "new"
+
+
+def test_preflight_reads_release_architecture_and_containerd_in_the_same_round_trip(
+        repo_root: Path, tmp_path: Path) -> None:
+    """The real command on this machine (a Debian box): one shell, every fact."""
+    import subprocess
+
+    fleet = load_fleet(repo_root / "inventory/lab.yaml")
+    plan = plan_fleet(fleet, fake_project(tmp_path))["core-1"]
+    done = subprocess.run(["sh", "-c", preflight_command(plan)], capture_output=True,
+                          text=True, check=True)
+    facts = parse_preflight(done.stdout, "core-1").facts
+    release = dict(line.split("=", 1) for line in Path("/etc/os-release").read_text()
+                   .splitlines() if "=" in line)
+    assert facts.os_codename == release.get("VERSION_CODENAME", "").strip('"')
+    assert facts.arch == subprocess.run(["uname", "-m"], capture_output=True, text=True,
+                                        check=True).stdout.strip()
+    if Path("/usr/bin/containerd").exists():
+        version = subprocess.run(["/usr/bin/containerd", "--version"], capture_output=True,
+                                 text=True, check=True).stdout.split()[2]
+        assert facts.containerd == version
+
+
+def test_a_box_that_is_not_what_the_inventory_says_is_stopped(repo_root: Path) -> None:
+    from dnabox.provision.remote import BoxFacts, fact_problems
+
+    fleet = load_fleet(repo_root / "inventory/lab.yaml")
+    facts = BoxFacts("core-1", "6.1", "x86_64", 2, 1024, "debian", "bookworm", "1.6.20")
+    assert fact_problems(fleet, "core-1", facts) == []
+    index = [b.name for b in fleet.boxes].index("core-1")
+    trixie = BoxFacts("core-1", "6.12", "aarch64", 2, 1024, "debian", "trixie", "1.7.24")
+    assert fact_problems(fleet, "core-1", trixie) == [
+        "core-1 runs Debian trixie but the inventory says bookworm: "
+        f"set boxes[{index}].os: trixie",
+        f"core-1 is aarch64 but the inventory says amd64: set boxes[{index}].arch: arm64"]
+    ubuntu = BoxFacts("core-1", "6.8", "riscv64", 2, 1024, "ubuntu", "noble", "")
+    problems = fact_problems(fleet, "core-1", ubuntu)
+    assert "dnabox supports bookworm, trixie" in problems[0]
+    assert "dnabox supports amd64 and arm64" in problems[1]

@@ -46,8 +46,10 @@ from dnabox.provision.lease import (
 from dnabox.provision.lock import FleetLock
 from dnabox.provision.remote import (
     FINGERPRINTS,
+    BoxFacts,
     RoleDecision,
     decide,
+    fact_problems,
     fingerprints_document,
     preflight_command,
     read_state,
@@ -130,6 +132,9 @@ class Provisioner:
         self._stored: dict[str, dict[str, str]] = {}
         self._decisions: dict[str, list[RoleDecision]] = {}
         self._unreachable: dict[str, DnaboxError] = {}
+        # What preflight read on each box, and where that contradicts the inventory.
+        self._facts: dict[str, BoxFacts] = {}
+        self._wrong_facts: dict[str, list[str]] = {}
         self._via_agent = 0
         self._ran: dict[str, list[str]] = defaultdict(list)
         self._lock = threading.Lock()
@@ -228,6 +233,10 @@ class Provisioner:
                 continue
             self._stored[answer.box] = dict(state.fingerprints)
             self._decisions[answer.box] = decide(self.plans[answer.box], state)
+            self._facts[answer.box] = state.facts
+            wrong = fact_problems(self.fleet, answer.box, state.facts)
+            if wrong:
+                self._wrong_facts[answer.box] = wrong
         if held:
             self._release(taken, holder)
             raise lease_refusal(held)
@@ -262,12 +271,24 @@ class Provisioner:
         box = unit.boxes[0]
         if box in self._unreachable:
             raise self._unreachable[box]
+        wrong = self._wrong_facts.get(box)
+        if wrong:
+            # The plan (packages, artifacts, config formats) was made for the declaration.
+            self.sink(Event("box", "failed", box=box, site=unit.site, message="; ".join(wrong)))
+            return UnitOutcome("failed", "; ".join(wrong))
         decisions = self._decisions[box]
         pending = [f"{d.role} ({d.reason})" for d in decisions if d.needs_run]
         self.sink(Event("box", "info", box=box, site=unit.site,
                         message="converged" if not pending else "to run: " + ", ".join(pending),
-                        data={"pending": [d.role for d in decisions if d.needs_run]}))
+                        data={"pending": [d.role for d in decisions if d.needs_run],
+                              **self._fact_data(box)}))
         return UnitOutcome("ok")
+
+    def _fact_data(self, box: str) -> dict[str, str]:
+        facts = self._facts.get(box)
+        if facts is None:
+            return {}
+        return {"os": facts.os_codename, "arch": facts.arch, "containerd": facts.containerd}
 
     def _pending_roles(self, box: str, *, formation: bool) -> list[str]:
         return [d.role for d in self._decisions.get(box, [])

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 
 from dnabox.adapters.ssh import BoxConnection, JobResult
 from dnabox.errors import HostKeyMismatch, RemoteError
+from dnabox.inventory.model import Fleet
+from dnabox.inventory.platforms import RELEASES, architecture_of
 from dnabox.locations import ON_BOX_STATE_DIR
 from dnabox.plan.desired import BoxPlan
 
@@ -29,6 +31,10 @@ class BoxFacts:
     cpus: int
     memory_kb: int
     os_id: str
+    # VERSION_CODENAME of /etc/os-release (bookworm, trixie); '' when absent.
+    os_codename: str = ""
+    # `containerd --version` of the containerd the box runs; '' when none is installed.
+    containerd: str = ""
 
 
 @dataclass(frozen=True)
@@ -57,7 +63,11 @@ def preflight_command(plan: BoxPlan) -> str:
         f"{hashes}echo {_MARK}; "
         "hostname; uname -r; uname -m; nproc; "
         "awk '/MemTotal/ {print $2}' /proc/meminfo; "
-        ". /etc/os-release 2>/dev/null && echo \"$ID\""
+        "(. /etc/os-release 2>/dev/null; echo \"${ID:-}\"; echo \"${VERSION_CODENAME:-}\"); "
+        # The containerd 2 static release (newest first), else the Debian package's.
+        "for b in $(ls -dr /opt/dnabox/containerd-*/bin/containerd 2>/dev/null) "
+        "/usr/bin/containerd; do [ -x \"$b\" ] && { \"$b\" --version | awk '{print $3}'; "
+        "break; }; done; echo"
     )
 
 
@@ -74,14 +84,37 @@ def parse_preflight(output: str, box: str) -> BoxState:
         digest, _, path = line.partition("  ")
         if path:
             hashes[path] = digest
-    lines = parts[2].splitlines() + [""] * 6
+    lines = parts[2].splitlines() + [""] * 8
     facts = BoxFacts(
         hostname=lines[0], kernel=lines[1], arch=lines[2],
         cpus=int(lines[3]) if lines[3].isdigit() else 0,
         memory_kb=int(lines[4]) if lines[4].isdigit() else 0, os_id=lines[5],
+        os_codename=lines[6], containerd=lines[7],
     )
     fingerprints = stored.get("fingerprints", {}) if isinstance(stored, dict) else {}
     return BoxState(facts, {str(k): str(v) for k, v in fingerprints.items()}, hashes)
+
+
+def fact_problems(fleet: Fleet, box_name: str, facts: BoxFacts) -> list[str]:
+    """Where the box is not what the inventory says it is (its Debian release, its CPU
+    architecture): the plan was made for the declaration, so the box must not be touched."""
+    box = fleet.box(box_name)
+    index = fleet.boxes.index(box)
+    problems = []
+    declared_os = fleet.os_of(box)
+    if facts.os_codename and facts.os_codename != declared_os:
+        supported = ", ".join(RELEASES)
+        fix = (f"set boxes[{index}].os: {facts.os_codename}" if facts.os_codename in RELEASES
+               else f"dnabox supports {supported}")
+        problems.append(f"{box_name} runs Debian {facts.os_codename} but the inventory says "
+                        f"{declared_os}: {fix}")
+    arch = architecture_of(facts.arch)
+    declared_arch = fleet.arch_of(box)
+    if facts.arch and arch != declared_arch:
+        fix = f"set boxes[{index}].arch: {arch}" if arch else "dnabox supports amd64 and arm64"
+        problems.append(f"{box_name} is {facts.arch} but the inventory says {declared_arch}: "
+                        f"{fix}")
+    return problems
 
 
 def read_state(connection: BoxConnection, plan: BoxPlan) -> BoxState:
