@@ -113,3 +113,42 @@ def test_a_runbook_refuses_options_it_does_not_take_and_boxes_it_needs(
         run_runbook(context, "nope")
     assert all(set(s.options) <= {f.name for f in fields(RunbookOptions)}
                for s in RUNBOOKS.values())
+
+
+def test_k8s_upgrade_refusals_are_clear_errors_not_tracebacks(repo_root: Path) -> None:
+    runner = CliRunner()
+    playground = str(repo_root / "inventory/smartx-playground.yaml")
+    missing = runner.invoke(app, ["runbook", "run", "k8s_upgrade", "-i", playground])
+    assert missing.exit_code == 2 and "--to" in missing.output
+    jump = runner.invoke(app, ["runbook", "run", "k8s_upgrade", "-i", playground, "--to", "1.38",
+                               "--cluster", "core"])
+    assert jump.exit_code == 2 and "Kubernetes 1.38 is not supported" in jump.output
+    assert "Traceback" not in jump.output
+    replace = runner.invoke(app, ["runbook", "run", "replace_control_plane", "-i", playground,
+                                  "--box", "core-gist-3"])
+    assert replace.exit_code == 2 and "--old" in replace.output
+
+
+def test_every_health_check_is_valid_shell() -> None:
+    import subprocess
+
+    from dnabox.plan.catalogue import CATALOGUE
+
+    for spec in CATALOGUE:
+        subprocess.run(["sh", "-n", "-c", spec.health_check], check=True)
+    kubernetes = next(s for s in CATALOGUE if s.name == "kubernetes")
+    assert "Ready" in kubernetes.health_check and "command -v" not in kubernetes.health_check
+
+
+def test_kubeadm_init_is_guarded_by_a_live_api_server_not_a_file() -> None:
+    tasks = yaml.safe_load((ASSETS / "playbooks/roles/kubernetes/tasks/control_plane.yml")
+                           .read_text())
+    init = next(t for t in tasks if "Initialise" in t["name"])
+    assert "creates" not in init["ansible.builtin.command"]
+    assert "not kubernetes_admin_conf.stat.exists" in init["when"]
+    refuse = next(t for t in tasks if "half-formed" in t["name"])
+    assert "kubernetes_existing_ready.rc != 0" in refuse["when"]
+    names = [t["name"] for t in tasks]
+    assert names.index("Kubernetes | Check that the existing control plane answers (kubeadm)") \
+        < names.index(refuse["name"]) < names.index(init["name"])
+    assert names[-1] == "Kubernetes | Wait for the API server"
