@@ -14,9 +14,9 @@ from typing import Any
 
 from dnabox.errors import DnaboxError
 from dnabox.inventory.model import Artifact, Box, Fleet
-from dnabox.plan.accelerators import TOOLKIT_ARTIFACT, has_nvidia
+from dnabox.plan.accelerators import TOOLKIT_ARTIFACT
 from dnabox.plan.catalogue import role_spec
-from dnabox.plan.containerd import STATIC_ARTIFACT, containerd_for
+from dnabox.plan.containerd import STATIC_ARTIFACT
 from dnabox.plan.roles import roles_for
 
 # What each artifact is, for the error message.
@@ -67,20 +67,11 @@ def artifacts_for_box(fleet: Fleet, box: Box) -> list[dict[str, Any]]:
             if a.arch in {None, arch}]
 
 
-def hardware_artifacts(fleet: Fleet, box: Box, role: str) -> tuple[str, ...]:
-    """Artifacts a role needs because of what the box is, not which role it runs: the
-    containerd 2 static release where Debian ships 1.x, the NVIDIA toolkit on GPU boxes."""
-    if role != "container_runtime":
-        return ()
-    extra = (STATIC_ARTIFACT,) if containerd_for(fleet, box).source == "static" else ()
-    return extra + ((TOOLKIT_ARTIFACT,) if has_nvidia(box) else ())
-
-
 def required_artifacts(fleet: Fleet, box: Box) -> dict[str, list[str]]:
     """Artifact names each role of ``box`` needs (roles that need none are left out)."""
     needed: dict[str, list[str]] = {}
     for role in roles_for(fleet, box):
-        names = (*role_spec(role).artifacts_for(fleet, box), *hardware_artifacts(fleet, box, role))
+        names = role_spec(role).artifacts_for(fleet, box)
         if names:
             needed[role] = list(names)
     return needed

@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 
 from dnabox.inventory.model import Box, Fleet
 from dnabox.locations import ON_BOX_STATE_DIR
+from dnabox.plan.accelerators import TOOLKIT_ARTIFACT, has_nvidia
+from dnabox.plan.containerd import STATIC_ARTIFACT, containerd_for
 from dnabox.plan.runtimes import runtimes_for
 
 # Whether a role applies to a box of a fleet (before the fleet's skip_roles).
@@ -56,12 +58,22 @@ class RoleSpec:
     artifacts: tuple[str, ...] = ()
     # ... or, for a formation role, per Kubernetes distribution of the box's cluster.
     artifacts_by_distribution: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    # ... or because of what the box is (its containerd, its GPUs).
+    artifacts_by_box: Callable[[Fleet, Box], tuple[str, ...]] | None = None
 
     def artifacts_for(self, fleet: Fleet, box: Box) -> tuple[str, ...]:
+        extra = self.artifacts_by_box(fleet, box) if self.artifacts_by_box else ()
         cluster = fleet.cluster_of(box.name)
         if cluster is not None and self.artifacts_by_distribution:
-            return self.artifacts + self.artifacts_by_distribution[cluster.distribution]
-        return self.artifacts
+            return self.artifacts + self.artifacts_by_distribution[cluster.distribution] + extra
+        return self.artifacts + extra
+
+
+def runtime_artifacts(fleet: Fleet, box: Box) -> tuple[str, ...]:
+    """containerd 2's static release where the fleet asks for it (Debian ships 1.x), the
+    NVIDIA container toolkit on boxes with NVIDIA GPUs."""
+    static = (STATIC_ARTIFACT,) if containerd_for(fleet, box).source == "static" else ()
+    return static + ((TOOLKIT_ARTIFACT,) if has_nvidia(box) else ())
 
 
 NODE_READY_CHECK = (
@@ -88,6 +100,7 @@ CATALOGUE: tuple[RoleSpec, ...] = (
     RoleSpec(
         "container_runtime", packages=("containerd", "runc", "crun"),
         apply_script="/usr/local/sbin/dnabox-containerd-apply", direct=True,
+        artifacts_by_box=runtime_artifacts,
         health_check="ctr version >/dev/null",
     ),
     RoleSpec("kata", applies=with_runtime("kata"), artifacts=("kata-static",),
