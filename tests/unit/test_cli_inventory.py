@@ -111,7 +111,7 @@ def test_graph_dot_names_every_box(repo_root: Path, tmp_path: Path, sample: str)
     dot = out.read_text(encoding="utf-8")
     assert dot.startswith("graph ")
     for box in load_fleet(repo_root / sample).boxes:
-        assert f'"{box.name}" [label=' in dot
+        assert f'"{box.name}" [id="box-{box.name}"' in dot
 
 
 @pytest.mark.skipif(shutil.which("dot") is None, reason="Graphviz's dot is not installed")

@@ -10,13 +10,13 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from dnabox.adapters.graphviz import render
+from dnabox.adapters.graphviz import render, topology_dot
 from dnabox.cli.common import JsonOption, command, fleet_from, print_json, stdout
 from dnabox.errors import InventoryError
 from dnabox.inventory import Fleet
 from dnabox.inventory.paths import path_fields
 from dnabox.inventory.yaml_source import format_path
-from dnabox.plan.topology import topology_dot
+from dnabox.plan.topology import COLLAPSE_ABOVE, topology_view
 
 app = typer.Typer(help="Validate, show and draw fleet descriptions.", no_args_is_help=True)
 
@@ -124,11 +124,26 @@ def graph(
     output: Annotated[
         Path, typer.Option("--output", "-o", help="Picture to write: .svg, .png or .dot.")
     ] = Path("topology.svg"),
+    expand: Annotated[
+        list[str] | None,
+        typer.Option("--expand", metavar="SITE",
+                     help="Draw this site's boxes even above the threshold (repeatable)."),
+    ] = None,
+    collapse_above: Annotated[
+        int, typer.Option(min=0, help="Draw a site of more boxes as one node with counts.")
+    ] = COLLAPSE_ABOVE,
 ) -> None:
-    """Draw sites, boxes, planes and overlay tunnels as a picture.
+    """Draw the fleet by tier: sites, boxes, clusters, planes and overlay links.
 
-    Example: dnabox inventory graph inventory/smartx-playground.yaml -o topology.svg
+    Core sites on top, edge sites in the middle, end devices below; Kubernetes clusters as
+    dashed outlines, planes as badges on each box, overlays as site-to-site links with
+    their tunnel counts, and a legend. A site of more than --collapse-above boxes is one
+    node with counts; --expand SITE opens it. SVG elements carry stable ids (box-NAME,
+    site-NAME) for a live view: see docs/CONCEPTS.md.
+
+    Example: dnabox inventory graph inventory/smartx-playground.yaml -o topology.png
     """
     fleet = fleet_from(file)
-    render(topology_dot(fleet), output)
+    view = topology_view(fleet, collapse_above=collapse_above, expand=expand or ())
+    render(topology_dot(view), output)
     stdout().print(f"wrote {output}", markup=False, soft_wrap=True)

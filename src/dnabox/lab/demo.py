@@ -14,13 +14,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from dnabox.adapters.graphviz import render
+from dnabox.adapters.graphviz import render, topology_dot
 from dnabox.adapters.ssh import ConnectionPool
 from dnabox.inventory.model import Fleet
 from dnabox.lab.lifecycle import down, up
 from dnabox.locations import Locations
 from dnabox.plan.desired import BoxPlan, plan_fleet
-from dnabox.plan.topology import topology_dot
+from dnabox.plan.topology import topology_view
 from dnabox.provision.engine import Provisioner
 from dnabox.provision.events import EventSink
 from dnabox.provision.inspect import read_fleet
@@ -110,7 +110,7 @@ def run_demo(fleet: Fleet, locations: Locations, view: DemoView, *, picture: Pat
     report = DemoReport(fleet.name, picture, kept=keep)
     view.step(f"1/{STEPS} fleet {fleet.name}: {len(fleet.sites)} sites, "
               f"{len(fleet.boxes)} boxes")
-    render(topology_dot(fleet), picture)
+    render(topology_dot(topology_view(fleet)), picture)
     view.note(f"topology written to {picture}")
 
     view.step(f"2/{STEPS} build the lab (namespaces, own rootfs, sshd, host keys)")
