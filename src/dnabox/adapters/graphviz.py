@@ -6,6 +6,7 @@ classes (docs/CONCEPTS.md lists them), so a live view can colour the same SVG by
 
 from __future__ import annotations
 
+import math
 import shutil
 import subprocess
 from pathlib import Path
@@ -103,8 +104,8 @@ def _tier_band(view: TopologyView, band: TierBand) -> list[str]:
     """
     boxes = sum(site.boxes for site in band.sites)
     count = len(band.sites)
-    label = (f"<<FONT COLOR={quote(TIER_COLOURS[band.tier])} POINT-SIZE=\"22\"><B>"
-             f"{band.tier.upper()}</B></FONT><BR/><FONT POINT-SIZE=\"11\">"
+    label = (f"<<FONT COLOR={quote(TIER_COLOURS[band.tier])} POINT-SIZE=\"24\"><B>"
+             f"{band.tier.upper()}</B></FONT><BR/><FONT POINT-SIZE=\"12\">"
              f"{TIER_TITLES[band.tier]}<BR/>{_count(count, 'site')}, "
              f"{_count(boxes, 'box')}</FONT>>")
     heading = quote(f"tier:{band.tier}")
@@ -238,11 +239,15 @@ def _collapsed_site(site: SiteNode) -> list[str]:
     ]
     label = (f"<<TABLE BORDER=\"0\" CELLBORDER=\"0\" CELLSPACING=\"0\" CELLPADDING=\"1\">"
              f"{''.join(rows)}</TABLE>>")
+    # In a cluster of its own, without outline: dot keeps a row of sites in order only
+    # when all of them are clusters.
     return [
-        f"    {quote(_site_node_name(site))} [id=\"site-{site.name}\", "
+        f"    subgraph \"cluster_site_{site.name}\" {{ peripheries=0; label=\"\"; margin=0;",
+        f"      {quote(_site_node_name(site))} [id=\"site-{site.name}\", "
         f"class=\"site tier-{site.tier} collapsed\", shape=box3d, style=filled, "
         f"fillcolor=white, color={quote(colour)}, penwidth=2.5, label={label}, "
-        f"tooltip={quote(f'{site.name}: {site.boxes} boxes (--expand {site.name} draws them)')}];"
+        f"tooltip={quote(f'{site.name}: {site.boxes} boxes (--expand {site.name} draws them)')}];",
+        "    }",
     ]
 
 
@@ -256,12 +261,20 @@ def _first_row(site: SiteNode) -> list[str]:
     return [box.name for group in site.groups for box in group.boxes[:group.columns]]
 
 
-def _last_row(site: SiteNode) -> list[str]:
-    """The boxes nothing stacks below: the last row of every group's grid."""
+def _height(site: SiteNode) -> int:
+    """Ranks the site takes: the rows of its tallest grid, or one for a collapsed site."""
     if not site.expanded:
-        return [_site_node_name(site)]
-    return [box.name for group in site.groups
-            for box in group.boxes[max(0, len(group.boxes) - group.columns):]]
+        return 1
+    return max(math.ceil(len(g.boxes) / g.columns) for g in site.groups)
+
+
+def _lowest(site: SiteNode) -> str:
+    """A node in the site's last rank."""
+    if not site.expanded:
+        return _site_node_name(site)
+    rows = _height(site)
+    group = next(g for g in site.groups if math.ceil(len(g.boxes) / g.columns) == rows)
+    return group.boxes[(rows - 1) * group.columns].name
 
 
 def _ordering_edges(view: TopologyView) -> list[str]:
@@ -277,13 +290,16 @@ def _ordering_edges(view: TopologyView) -> list[str]:
         for index, row in enumerate(band.rows):
             node = quote(f"row:{band.tier}:{index}")
             lines.append(f"  {node} [shape=point, style=invis, width=0, height=0, label=\"\"];")
-            lines += [f"  {quote(name)} -- {node} [style=invis];"
-                      for site in previous for name in _last_row(site)]
+            if previous:
+                # Only from the tallest site: an edge from a shorter one would run past
+                # the tall site's rows, and dot would move sites around to uncross it.
+                tallest = max(previous, key=_height)
+                lines.append(f"  {quote(_lowest(tallest))} -- {node} [style=invis];")
             heads = [f"tier:{band.tier}"] if index == 0 else []
             heads += [name for site in row for name in _first_row(site)]
             lines += [f"  {node} -- {quote(name)} [style=invis];" for name in heads]
             # The tier heading first, then the sites in the inventory's order.
-            firsts = [quote(name) for name in heads[:1]] if index == 0 else []
+            firsts = [quote(heads[0])] if index == 0 else []
             firsts += [quote(_first_row(site)[0]) for site in row]
             if len(firsts) > 1:
                 lines.append(f"  {{ rank=same; {' -- '.join(firsts)} [style=invis]; }}")

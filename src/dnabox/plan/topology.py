@@ -151,8 +151,9 @@ def topology_view(
     by_site: dict[str, list[Box]] = {s.name: [] for s in fleet.sites}
     for box in fleet.boxes:
         by_site[box.site].append(box)
+    # A site without boxes has nothing to open: it is drawn as a node that says so.
     opened = {name for name, boxes in by_site.items()
-              if len(boxes) <= collapse_above or name in expand}
+              if boxes and (len(boxes) <= collapse_above or name in expand)}
     drawn = sum(len(by_site[name]) for name in opened)
     detailed = drawn <= DETAIL_LIMIT
     links, inner, overlays = _overlay_plan(fleet)
