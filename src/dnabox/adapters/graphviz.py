@@ -293,8 +293,11 @@ def _ordering_edges(view: TopologyView) -> list[str]:
             if previous:
                 # Only from the tallest site: an edge from a shorter one would run past
                 # the tall site's rows, and dot would move sites around to uncross it.
-                tallest = max(previous, key=_height)
-                lines.append(f"  {quote(_lowest(tallest))} -- {node} [style=invis];")
+                # Of several, the middle one, so that rows centre under each other.
+                height = max(_height(site) for site in previous)
+                tallest = [site for site in previous if _height(site) == height]
+                lines.append(f"  {quote(_lowest(tallest[len(tallest) // 2]))} -- {node} "
+                             "[style=invis];")
             heads = [f"tier:{band.tier}"] if index == 0 else []
             heads += [name for site in row for name in _first_row(site)]
             lines += [f"  {node} -- {quote(name)} [style=invis];" for name in heads]

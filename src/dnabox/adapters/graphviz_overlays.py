@@ -28,6 +28,8 @@ def overlay_panel(view: TopologyView) -> list[str]:
     for index, band in enumerate(view.tiers):
         names = [_mini(site) for site in band.sites]
         lines += [f"    {_mini_node(site)}" for site in band.sites]
+        if len(names) > 1:  # in the inventory's order, as far as the links let dot
+            lines.append(f"    {{ rank=same; {' -- '.join(names)} [style=invis]; }}")
         # Tiers stack in the panel too; the break node keeps it linear in the sites.
         if previous:
             gap = quote(f"ovrow:{index}")

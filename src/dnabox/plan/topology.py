@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from dnabox.errors import DnaboxError
-from dnabox.inventory.model import Box, Fleet, Tier
+from dnabox.inventory.model import Box, Fleet, Overlay, Tier
 from dnabox.plan.network import overlay_peers
 
 TIERS: tuple[Tier, ...] = ("core", "edge", "end")
@@ -255,26 +255,19 @@ def _box_node(fleet: Fleet, box: Box, cluster: str, control_plane: bool) -> BoxN
 def _overlay_plan(
     fleet: Fleet,
 ) -> tuple[tuple[SiteLink, ...], dict[str, dict[str, int]], tuple[OverlaySummary, ...]]:
-    """Site-to-site links, tunnels inside each site, and one summary per overlay.
-
-    Every tunnel is listed by both its ends (each box's VXLAN ports), so counts are halved.
-    """
+    """Site-to-site links, tunnels inside each site, and one summary per overlay."""
     links: list[SiteLink] = []
     inner: dict[str, dict[str, int]] = {}
     summaries = []
+    site_order = {s.name: i for i, s in enumerate(fleet.sites)}
     for overlay in fleet.overlays:
-        pairs: Counter[tuple[str, str]] = Counter()
         members = [b for b in fleet.boxes if overlay.name in b.overlay_addresses]
-        for box in members:
-            for peer in overlay_peers(fleet, overlay, box):
-                a, b = sorted((box.site, peer.site))
-                pairs[a, b] += 1
-        between = [(a, b, n // 2) for (a, b), n in pairs.items() if a != b]
+        pairs = tunnels_by_site_pair(fleet, overlay, members)
+        between = sorted(((a, b, n) for (a, b), n in pairs.items() if a != b),
+                         key=lambda link: (site_order[link[0]], site_order[link[1]]))
         for (a, b), n in pairs.items():
             if a == b:
-                inner.setdefault(a, {})[overlay.name] = n // 2
-        site_order = {s.name: i for i, s in enumerate(fleet.sites)}
-        between.sort(key=lambda link: (site_order[link[0]], site_order[link[1]]))
+                inner.setdefault(a, {})[overlay.name] = n
         pairwise = overlay.topology == "hub" or len(between) <= LINKS_PER_OVERLAY
         links.extend(SiteLink(overlay.name, a, b, n) for a, b, n in between)
         sites = {b.site for b in members}
@@ -282,9 +275,35 @@ def _overlay_plan(
             name=overlay.name, vni=overlay.vni, topology=overlay.topology, plane=overlay.plane,
             mtu=overlay.mtu, hub=overlay.hub or "",
             sites=tuple(s.name for s in fleet.sites if s.name in sites),
-            tunnels=sum(pairs.values()) // 2, pairwise=pairwise,
+            tunnels=sum(pairs.values()), pairwise=pairwise,
         ))
     return tuple(links), inner, tuple(summaries)
+
+
+def tunnels_by_site_pair(
+    fleet: Fleet, overlay: Overlay, members: list[Box]
+) -> Counter[tuple[str, str]]:
+    """Tunnels between the boxes of two sites (a site with itself: tunnels inside it).
+
+    A hub's tunnels come from the tunnel plan the ovs role configures (``overlay_peers``).
+    A mesh tunnels every pair of members, so its counts are products of the sites' member
+    counts: listing each box's peers would take a million steps at 1,000 boxes.
+    """
+    pairs: Counter[tuple[str, str]] = Counter()
+    if overlay.topology == "mesh":
+        per_site = Counter(box.site for box in members)
+        sites = sorted(per_site)
+        for i, a in enumerate(sites):
+            pairs[a, a] = per_site[a] * (per_site[a] - 1) // 2
+            for b in sites[i + 1:]:
+                pairs[a, b] = per_site[a] * per_site[b]
+        return +pairs  # drops the sites of one member: no tunnel inside them
+    for box in members:
+        for peer in overlay_peers(fleet, overlay, box):
+            a, b = sorted((box.site, peer.site))
+            pairs[a, b] += 1
+    # Every tunnel is listed by both its ends (each box's VXLAN ports).
+    return Counter({pair: n // 2 for pair, n in pairs.items()})
 
 
 def _clusters(fleet: Fleet) -> tuple[ClusterSummary, ...]:
