@@ -23,12 +23,12 @@ from typing import Any
 
 from aiohttp import web
 
-from dnabox.adapters.graphviz import render
+from dnabox.adapters.graphviz import render, topology_dot
 from dnabox.adapters.ssh import ConnectionPool
 from dnabox.errors import DnaboxError
 from dnabox.inventory.model import Fleet
 from dnabox.plan.desired import BoxPlan
-from dnabox.plan.topology import topology_dot
+from dnabox.plan.topology import topology_view
 from dnabox.provision.event_relay import view_socket
 from dnabox.provision.inspect import BoxReading, read_fleet
 from dnabox.provision.lock import FleetLock
@@ -224,7 +224,7 @@ async def _send(response: web.StreamResponse, topic: str, payload: dict[str, Any
 def _topology_svg(fleet: Fleet) -> str:
     with tempfile.TemporaryDirectory() as work:
         output = Path(work) / "topology.svg"
-        render(topology_dot(fleet), output)
+        render(topology_dot(topology_view(fleet)), output)
         return output.read_text(encoding="utf-8")
 
 
