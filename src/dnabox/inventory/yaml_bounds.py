@@ -156,6 +156,10 @@ def check_bounds(root: yaml.Node, alias_uses: dict[int, list[tuple[str, int]]]) 
     An iterative depth-first walk over distinct nodes, remembering each node's expanded
     size and depth, so shared nodes are measured once however often they are used.
     """
+    if not alias_uses:
+        # Without aliases every node is reached once: no cycle, no expansion, and the
+        # depth is the written one, which the scanner and the composer bounded already.
+        return None
     walk = _Walk()
     on_path: set[int] = set()  # the nodes from the root to the one being walked
     stack: list[tuple[yaml.Node, bool]] = [(root, False)]
