@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from ipaddress import IPv4Address, IPv4Network
 
 from dnabox.errors import Problem
+from dnabox.inventory.dna_checks import dna_sound, uplinks_sound
 from dnabox.inventory.model import Fleet
 from dnabox.inventory.platforms import (
     KUBELET_MAX_SKEW,
@@ -410,4 +411,6 @@ CHECKS: tuple[Callable[[Fleet], Iterator[Finding]], ...] = (
     clusters_sound,
     artifacts_sound,
     kubernetes_versions_sound,
+    uplinks_sound,
+    dna_sound,
 )

@@ -50,6 +50,9 @@ HOST_KEY_PATTERN = r"^SHA256:[A-Za-z0-9+/]{43}=?$"
 SHA256_PATTERN = r"^[0-9a-f]{64}$"
 K8S_VERSION_PATTERN = r"^1\.\d{2}$"
 CONTAINERD_VERSION_PATTERN = r"^2\.\d+\.\d+$"
+DATASET_PATTERN = r"^[a-z][a-z0-9-]{0,30}$"
+BYTES_PATTERN = r"^[1-9][0-9]*(B|KiB|MiB|GiB|TiB)$"
+DURATION_PATTERN = r"^[1-9][0-9]*(s|m|h|d)$"
 
 # Keyed by pattern: a pydantic pattern error carries only the pattern, and the message
 # must say which kind of text was expected.
@@ -72,6 +75,13 @@ TEXT_FORMATS: dict[str, TextFormat] = {
         "Kubernetes version", "a minor version, 1.NN", "1.36"),
     CONTAINERD_VERSION_PATTERN: TextFormat(
         "containerd release", "a containerd 2 release, 2.N.N", "2.1.4"),
+    DATASET_PATTERN: TextFormat(
+        "dataset name", "1-31 lower-case letters, digits and '-', starting with a letter "
+        "(it becomes part of NATS subjects and stream names)", "traffic"),
+    BYTES_PATTERN: TextFormat(
+        "size", "a whole number and a unit: B, KiB, MiB, GiB or TiB (powers of 1024)", "64MiB"),
+    DURATION_PATTERN: TextFormat(
+        "duration", "a whole number and a unit: s, m, h or d", "24h"),
 }
 
 # DNS-label names: they become hostnames, Kubernetes label values and Pulumi stack names.
@@ -83,6 +93,23 @@ HostKeyFingerprint = Annotated[str, Field(pattern=HOST_KEY_PATTERN)]
 Sha256 = Annotated[str, Field(pattern=SHA256_PATTERN)]
 KubernetesVersion = Annotated[str, Field(pattern=K8S_VERSION_PATTERN)]
 ContainerdRelease = Annotated[str, Field(pattern=CONTAINERD_VERSION_PATTERN)]
+DatasetName = Annotated[str, Field(pattern=DATASET_PATTERN)]
+Bytes = Annotated[str, Field(pattern=BYTES_PATTERN)]
+Duration = Annotated[str, Field(pattern=DURATION_PATTERN)]
+
+_BYTE_UNITS = {"B": 1, "KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30, "TiB": 1 << 40}
+_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def bytes_of(size: str) -> int:
+    """``64MiB`` -> 67108864 (a size the model accepted)."""
+    number = size.rstrip("BKMGTi")
+    return int(number) * _BYTE_UNITS[size[len(number):]]
+
+
+def seconds_of(duration: str) -> int:
+    """``24h`` -> 86400 (a duration the model accepted)."""
+    return int(duration[:-1]) * _SECONDS[duration[-1]]
 
 # Numbers are strict: YAML reads `vni: yes` as true and pydantic would take it for 1,
 # and a quoted "22" is a string the author did not mean as a number.
@@ -202,6 +229,9 @@ class Site(Strict):
     """Free text shown in tables and pictures (e.g. kr-daejeon)."""
     subnets: dict[PlaneName, Subnet] = Field(default_factory=dict)
     """Plane name -> the site's subnet on that plane."""
+    uplink: Name | None = None
+    """For an `end` site: the edge site its devices reach the network through; their
+    D-N-A samples go to that edge site's data pond."""
 
 
 class SshAccess(Strict):
@@ -287,6 +317,9 @@ class Box(Strict):
     kubelet_version: KubernetesVersion | None = None
     """This box's kubelet minor when it lags its cluster (a device not yet upgraded);
     unset: the cluster's `kubernetes_version`. Checked against the version skew policy."""
+    disk: Bytes | None = None
+    """Disk space the box can give to data (D-N-A ponds and the lake); when set, the
+    retention limits of what it stores are checked against it."""
 
 
 class Overlay(Strict):
@@ -385,7 +418,7 @@ class Artifacts(Strict):
 
 
 BootstrapRole = Literal[
-    "base", "container_runtime", "kata", "apptainer", "ovs", "cni", "kubernetes"
+    "base", "container_runtime", "kata", "apptainer", "ovs", "cni", "kubernetes", "dna"
 ]
 
 
@@ -394,6 +427,87 @@ class Bootstrap(Strict):
 
     skip_roles: list[BootstrapRole] = Field(default_factory=list)
     """Bootstrap roles never run on this fleet."""
+
+
+class Retention(Strict):
+    """How much of a stream is kept: the oldest samples go first once either limit is hit."""
+
+    max_bytes: Bytes
+    """The most the stream holds (e.g. 64MiB); it must fit the disk of the box keeping it."""
+    max_age: Duration
+    """The oldest sample kept (e.g. 24h, 30d)."""
+
+
+class Producers(Strict):
+    """Who publishes a dataset's samples: every box of the listed tiers and sites."""
+
+    tiers: list[Literal["edge", "end"]] = Field(default_factory=list)
+    """Tiers whose boxes publish (end devices publish to their site's uplink edge pond)."""
+    sites: list[Name] = Field(default_factory=list)
+    """Sites (edge or end) whose boxes publish."""
+
+
+class Dataset(Strict):
+    """A kind of sample produced at the end and edge tiers, kept in the edge ponds and
+    joined into the core lake."""
+
+    name: DatasetName
+    """The dataset's name; models refer to it and it names the NATS subjects and streams."""
+    producers: Producers
+    """Who publishes it; at least one box must."""
+    retention: Retention
+    """What each edge pond keeps of it (the lake keeps `lake.retention`)."""
+    schema_version: Annotated[int, Field(strict=True, ge=1)] = 1
+    """Version of the sample schema, recorded in the catalogue."""
+
+
+def _default_lake_retention() -> Retention:
+    return Retention(max_bytes="1GiB", max_age="30d")
+
+
+class Lake(Strict):
+    """The connected data lake at the core: one stream per dataset sourcing every pond."""
+
+    site: Name
+    """The core site holding the lake, the catalogue and the model registry."""
+    retention: Retention = Field(default_factory=_default_lake_retention)
+    """What the lake keeps of each dataset."""
+
+
+class Retrain(Strict):
+    """When a model is trained again (like KubeEdge Sedna's IncrementalLearningJob)."""
+
+    every_samples: Annotated[int, Field(strict=True, ge=0)] = 0
+    """Retrain once this many new samples reached the lake (0: off)."""
+    every_seconds: Annotated[int, Field(strict=True, ge=0)] = 0
+    """Retrain this often (0: off). At least one trigger is on."""
+
+
+class ModelSpec(Strict):
+    """A model trained at the core on the lake and served for inference at the edge."""
+
+    name: Name
+    """The model's name; it names the objects in the model registry."""
+    dataset: DatasetName
+    """The dataset it is trained on."""
+    train_at: Name
+    """The core site that trains it (reads the lake, publishes to the registry)."""
+    serve_at: list[Name]
+    """Edge sites that serve it; each keeps a mirror of the registry."""
+    retrain: Retrain = Field(default_factory=Retrain)
+    """When it is trained again."""
+
+
+class Dna(Strict):
+    """The D-N-A (Data-Network-AI) layer: data ponds at the edge, a lake at the core, models
+    trained at the core and served at the edge, over NATS JetStream on the data plane."""
+
+    datasets: list[Dataset]
+    """The datasets; at least one."""
+    lake: Lake
+    """The data lake at the core."""
+    models: list[ModelSpec] = Field(default_factory=list)
+    """The models trained on the datasets."""
 
 
 class Defaults(Strict):
@@ -432,6 +546,8 @@ class Fleet(Strict):
     """Which containerd the boxes run."""
     bootstrap: Bootstrap = Field(default_factory=Bootstrap)
     """Which bootstrap roles run."""
+    dna: Dna | None = None
+    """The D-N-A data layer (ponds, lake, models); unset provisions none."""
 
     _source: str = PrivateAttr(default="")
 

@@ -79,7 +79,7 @@ overlays, Kubernetes clusters and where binaries come from. Check one with
 listing every problem as `file:line: field: message`, for example
 
 ```
-inventory/lab.yaml:67: boxes[1].site: unknown site 'edge-c'; valid: core, edge-a, edge-b, end-a
+inventory/lab.yaml:69: boxes[1].site: unknown site 'edge-c'; valid: core, edge-a, edge-b, end-a
 ```
 
 Every mapping refuses unknown keys, so a misspelt key is an error, never ignored.
