@@ -59,11 +59,16 @@ COVERED = {
     "Cni | Fetch ovs-cni": "artifacts: never direct",
     "Cni | Install ovs-cni": "artifacts: never direct",
     "Cni | Managed files": "put: each rendered file (base's files tasks)",
+    "Dna | Install nats-server": "one apt transaction",
+    "Dna | Managed files": "put: each rendered file (base's files tasks)",
+    "Dna | Write the secrets": "put: each secret file (0600), from the fleet state dir",
+    "Dna | Run nats-server and apply the streams": "dnabox-dna-apply",
 }
 # Handlers: the program runs the apply script's --reload when the role's files changed.
 HANDLER_COMMANDS = {"base": "dnabox-base-apply --reload",
                     "container_runtime": "dnabox-containerd-apply --reload",
-                    "ovs": "dnabox-ovs-apply --reload"}
+                    "ovs": "dnabox-ovs-apply --reload",
+                    "dna": "dnabox-dna-apply --reload"}
 
 
 def tasks_of(path: Path) -> list[dict[str, Any]]:
@@ -137,12 +142,12 @@ def decoded_files(script: str) -> dict[str, str]:
 
 
 def test_program_installs_packages_files_then_applies_in_role_order() -> None:
-    plan, script = lab_program(["cni", "ovs", "base", "container_runtime"])
+    plan, script = lab_program(["cni", "dna", "ovs", "base", "container_runtime"])
     steps = re.findall(r"^step (.+)$", script, re.M)
     assert steps == [
         f"base: {POLICY_RC}", "packages", "base: files", "container_runtime: files",
-        "ovs: files", "cni: files", "base: apply", "container_runtime: apply", "ovs: apply",
-        "fingerprints"]
+        "ovs: files", "cni: files", "dna: files", "base: apply", "container_runtime: apply",
+        "ovs: apply", "dna: apply", "fingerprints"]
     # One call of the program's install_missing (templates/apply/direct-program.sh).
     wanted = re.search(r"^install_missing (.+)$", script, re.M)
     assert wanted is not None

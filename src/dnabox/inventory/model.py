@@ -418,7 +418,7 @@ class Artifacts(Strict):
 
 
 BootstrapRole = Literal[
-    "base", "container_runtime", "kata", "apptainer", "ovs", "cni", "kubernetes", "dna"
+    "base", "container_runtime", "kata", "apptainer", "ovs", "cni", "dna", "kubernetes"
 ]
 
 

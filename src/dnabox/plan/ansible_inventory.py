@@ -18,6 +18,7 @@ from dnabox.plan.accelerators import has_nvidia
 from dnabox.plan.artifacts import artifacts_for_box, required_artifacts
 from dnabox.plan.catalogue import CATALOGUE
 from dnabox.plan.containerd import containerd_for
+from dnabox.plan.dna_vars import dna_host_vars
 from dnabox.plan.labels import node_layout
 from dnabox.plan.managed_files import read_table
 from dnabox.plan.network import box_network
@@ -77,6 +78,7 @@ def host_vars(fleet: Fleet, box: Box) -> dict[str, Any]:
         # The declared artifacts built for this box's architecture (or for any).
         "dnabox_box_artifacts": artifacts_for_box(fleet, box),
     }
+    values.update(dna_host_vars(fleet, box))
     if ssh.key:
         values["ansible_ssh_private_key_file"] = os.path.expanduser(ssh.key)
     return values

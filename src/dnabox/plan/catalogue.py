@@ -37,6 +37,13 @@ def in_a_cluster(fleet: Fleet, box: Box) -> bool:
     return fleet.cluster_of(box.name) is not None
 
 
+def in_the_dna_layer(fleet: Fleet, box: Box) -> bool:
+    # Imported here: plan.dna_vars builds the whole D-N-A topology, only fleets with a
+    # dna: section pay for it.
+    from dnabox.plan.dna_vars import in_dna_layer
+    return fleet.dna is not None and in_dna_layer(fleet, box)
+
+
 @dataclass(frozen=True)
 class RoleSpec:
     """One bootstrap role. Its place in ``CATALOGUE`` is its order on a box."""
@@ -52,6 +59,9 @@ class RoleSpec:
     direct: bool = False
     # What "healthy after an upgrade" means, checked over SSH between upgrade batches.
     health_check: str = "true"
+    # A cheap command that exits 0 while the role's daemons run: `dnabox up` runs it in its
+    # preflight and re-runs the role where it fails (a daemon that died is repaired).
+    liveness: str | None = None
     # Run by the control_plane/join units, in order, not by the per-site bootstrap.
     formation: bool = False
     # Binary artifacts (what Debian does not ship) the role needs on every box it applies to.
@@ -116,6 +126,14 @@ CATALOGUE: tuple[RoleSpec, ...] = (
     # required: a declared artifact keeps the role off the direct path.
     RoleSpec("cni", packages=("containernetworking-plugins",), direct=True,
              health_check="test -d /etc/cni/net.d"),
+    # D-N-A: nats-server (hub at the lake's site, a leaf per edge site) and its streams,
+    # on the overlay/data plane; its clients' credentials on every box of the layer.
+    RoleSpec(
+        "dna", applies=in_the_dna_layer, packages=("nats-server", "python3"),
+        apply_script="/usr/local/sbin/dnabox-dna-apply", direct=True,
+        health_check="/usr/local/sbin/dnabox-dna-apply --probe",
+        liveness="/usr/local/sbin/dnabox-dna-apply --probe",
+    ),
     RoleSpec(
         "kubernetes", applies=in_a_cluster, formation=True,
         artifacts_by_distribution={"kubeadm": ("kubeadm", "kubelet", "kubectl"),

@@ -404,3 +404,29 @@ def _services(fleet: Fleet, hub: tuple[NatsServer, ...], leaves: tuple[NatsServe
 def _schema(fleet: Fleet, dataset: str) -> int:
     assert fleet.dna is not None
     return next(d.schema_version for d in fleet.dna.datasets if d.name == dataset)
+
+
+def _conf_string(value: str) -> str:
+    # Generated passwords are URL-safe base64: nothing here needs escaping.
+    return '"' + value + '"'
+
+
+def secret_files(topology: DnaTopology, box: str, passwords: dict[str, str]) -> dict[str, str]:
+    """Path -> content of every secret ``box`` holds (each written 0600): the secrets
+    include of its nats-server (password variables, and a leaf's hub URLs with its login)
+    and a password file per client user of the box. ``passwords``: user -> password."""
+    files: dict[str, str] = {}
+    server = topology.server_on(box)
+    if server is not None:
+        lines = [f"# Managed by dnabox (role dna): secrets of the nats-server on {box}."]
+        for user in dict.fromkeys((*server.users, *server.leaf_users)):
+            lines.append(f"{user.variable}: {_conf_string(passwords[user.name])}")
+        if server.role == "leaf":
+            secret = passwords[server.remote_user]
+            urls = [url.replace("nats-leaf://", f"nats-leaf://{server.remote_user}:{secret}@")
+                    for url in server.hub_leafnode_urls]
+            lines.append("DNA_HUB_URLS: [" + ", ".join(_conf_string(u) for u in urls) + "]")
+        files[SECRETS_FILE] = "\n".join(lines) + "\n"
+    for user in topology.clients.get(box, ()):
+        files[password_file(user)] = passwords[user] + "\n"
+    return files
