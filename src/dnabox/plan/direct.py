@@ -104,11 +104,14 @@ def _packages(roles: Iterable[str], variables: Mapping[str, Any]) -> list[str]:
 
 def build_program(plan: BoxPlan, roles: Iterable[str], variables: Mapping[str, Any], *,
                   assets: ProgramAssets, fingerprints_document: bytes,
-                  state_file: str) -> DirectProgram:
+                  state_file: str,
+                  secrets: Mapping[str, Mapping[str, str]] | None = None) -> DirectProgram:
     """The program converging ``roles`` on ``plan``'s box and recording its fingerprints.
 
     ``assets`` are the files shared with the playbooks; ``fingerprints_document`` the
     whole fingerprint file to write at the end (it is only written when every step passed).
+    ``secrets``: role -> {path: content} written 0600 after the role's files (they never
+    appear in a plan, a diff or an event: only their path does when they change).
     """
     asked = set(roles)
     ordered = [r.role for r in plan.roles if r.role in asked]
@@ -135,6 +138,11 @@ def build_program(plan: BoxPlan, roles: Iterable[str], variables: Mapping[str, A
         if files:
             parts.append(f"step {role}: files\n")
             parts += [_put(rendered) for rendered in files]
+        hidden = (secrets or {}).get(role, {})
+        if hidden:
+            parts.append(f"step {role}: secrets\n")
+            parts += [_put(RenderedFile(role, path, "0600", content))
+                      for path, content in sorted(hidden.items())]
     for role in ordered:
         script = DIRECT_ROLES[role]
         if script:

@@ -427,6 +427,6 @@ def secret_files(topology: DnaTopology, box: str, passwords: dict[str, str]) -> 
                     for url in server.hub_leafnode_urls]
             lines.append("DNA_HUB_URLS: [" + ", ".join(_conf_string(u) for u in urls) + "]")
         files[SECRETS_FILE] = "\n".join(lines) + "\n"
-    for user in topology.clients.get(box, ()):
-        files[password_file(user)] = passwords[user] + "\n"
+    for client in topology.clients.get(box, ()):
+        files[password_file(client)] = passwords[client] + "\n"
     return files

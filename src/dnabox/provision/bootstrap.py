@@ -18,6 +18,7 @@ from dnabox.locations import Locations
 from dnabox.plan.ansible_inventory import render_inventory
 from dnabox.plan.artifacts import check_artifacts
 from dnabox.plan.selection import select_boxes
+from dnabox.provision.dna_credentials import box_secrets
 
 
 @dataclass(frozen=True)
@@ -63,9 +64,12 @@ def bootstrap(fleet: Fleet, locations: Locations, *, boxes: Sequence[str] | None
     if on_start is not None:
         on_start(chosen)
     started = time.monotonic()
+    # The D-N-A secrets travel as an extra variable (run_playbook removes it afterwards).
+    secrets = box_secrets(fleet, locations.ensure_fleet_state(fleet.name), chosen)
     result = run_playbook(locations.site_playbook, rendered, private_data_dir=run_dir,
                           limit=chosen, tags=list(roles) if roles else None, forks=forks,
-                          roles_path=locations.roles, on_event=on_event)
+                          roles_path=locations.roles, on_event=on_event,
+                          extravars={"dna_secret_files": secrets})
     rows = []
     for name in chosen:
         stats = result.hosts.get(name)

@@ -32,6 +32,7 @@ from dnabox.plan.desired import BoxPlan, box_variables, plan_fleet
 from dnabox.plan.direct import ProgramAssets, build_program, direct_capable
 from dnabox.provision.agent_batch import run_batch
 from dnabox.provision.direct import DirectOutcome
+from dnabox.provision.dna_credentials import box_secrets
 from dnabox.provision.engine_parts import EngineParts, default_parts
 from dnabox.provision.events import Event, EventSink
 from dnabox.provision.journal import Journal
@@ -355,10 +356,11 @@ class Provisioner:
         def one(box: str) -> DirectOutcome:
             with self._lock:
                 stored = self._converged(box, work[box])
+            hidden = box_secrets(self.fleet, self.state, [box]).get(box, {}) if "dna" in work[box] else {}
             program = build_program(
                 self.plans[box], work[box], box_variables(self.inventory, box),
                 assets=self._assets, fingerprints_document=fingerprints_document(stored),
-                state_file=FINGERPRINTS)
+                state_file=FINGERPRINTS, secrets={"dna": hidden} if hidden else None)
 
             def step(name: str) -> None:
                 self.sink(Event("task", "info", box=box, site=unit.site, message=name,
@@ -398,8 +400,11 @@ class Provisioner:
 
     def _run_batch(self, roles: tuple[str, ...], boxes: list[str],
                    label: str) -> dict[str, HostStats]:
+        # Secrets travel as extra variables, which run_playbook removes after the run.
+        extravars = {"dna_secret_files": box_secrets(self.fleet, self.state, boxes)} \
+            if "dna" in roles else None
         result = self._run_playbook(
-            self.locations.site_playbook, self.inventory,
+            self.locations.site_playbook, self.inventory, extravars=extravars,
             private_data_dir=self.state / "ansible" / label, limit=boxes, tags=list(roles),
             forks=self.options.forks, roles_path=self.locations.roles, on_event=self._task_event,
         )

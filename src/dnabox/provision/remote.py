@@ -17,6 +17,7 @@ from dnabox.errors import HostKeyMismatch, RemoteError
 from dnabox.inventory.model import Fleet
 from dnabox.inventory.platforms import RELEASES, architecture_of
 from dnabox.locations import ON_BOX_STATE_DIR
+from dnabox.plan.catalogue import role_spec
 from dnabox.plan.desired import BoxPlan
 
 FINGERPRINTS = f"{ON_BOX_STATE_DIR}/fingerprints.json"
@@ -43,16 +44,31 @@ class BoxState:
     fingerprints: dict[str, str]
     # sha256 of each managed file as it is on the box; missing files are absent.
     file_hashes: dict[str, str] = field(default_factory=dict)
+    # Roles whose liveness probe failed (a daemon of theirs is not running).
+    down: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
 class RoleDecision:
     role: str
-    reason: str  # new | changed | drifted | converged
+    reason: str  # new | changed | drifted | down | converged
 
     @property
     def needs_run(self) -> bool:
         return self.reason != "converged"
+
+
+_DOWN = "@@dnabox-down "
+
+
+def _probes(plan: BoxPlan) -> str:
+    """Each planned role's liveness probe; a failing one prints its role."""
+    checks = []
+    for role in plan.roles:
+        probe = role_spec(role.role).liveness
+        if probe:
+            checks.append(f"{{ {probe}; }} >/dev/null 2>&1 || echo '{_DOWN}{role.role}'; ")
+    return "".join(checks)
 
 
 def preflight_command(plan: BoxPlan) -> str:
@@ -60,7 +76,7 @@ def preflight_command(plan: BoxPlan) -> str:
     hashes = f"sha256sum {files} 2>/dev/null; " if files else ""
     return (
         f"cat {FINGERPRINTS} 2>/dev/null || echo '{{}}'; echo {_MARK}; "
-        f"{hashes}echo {_MARK}; "
+        f"{hashes}{_probes(plan)}echo {_MARK}; "
         "hostname; uname -r; uname -m; nproc; "
         "awk '/MemTotal/ {print $2}' /proc/meminfo; "
         "(. /etc/os-release 2>/dev/null; echo \"${ID:-}\"; echo \"${VERSION_CODENAME:-}\"); "
@@ -80,7 +96,11 @@ def parse_preflight(output: str, box: str) -> BoxState:
     except json.JSONDecodeError:
         stored = {}  # a corrupt state file means: converge everything again
     hashes = {}
+    down = set()
     for line in parts[1].splitlines():
+        if line.startswith(_DOWN):
+            down.add(line[len(_DOWN):])
+            continue
         digest, _, path = line.partition("  ")
         if path:
             hashes[path] = digest
@@ -92,7 +112,8 @@ def parse_preflight(output: str, box: str) -> BoxState:
         os_codename=lines[6], containerd=lines[7],
     )
     fingerprints = stored.get("fingerprints", {}) if isinstance(stored, dict) else {}
-    return BoxState(facts, {str(k): str(v) for k, v in fingerprints.items()}, hashes)
+    return BoxState(facts, {str(k): str(v) for k, v in fingerprints.items()}, hashes,
+                    frozenset(down))
 
 
 def fact_problems(fleet: Fleet, box_name: str, facts: BoxFacts) -> list[str]:
@@ -145,6 +166,8 @@ def decide(plan: BoxPlan, state: BoxState) -> list[RoleDecision]:
             reason = "changed"
         elif any(state.file_hashes.get(f.dest) != f.sha256 for f in role.files):
             reason = "drifted"
+        elif role.role in state.down:
+            reason = "down"
         else:
             reason = "converged"
         decisions.append(RoleDecision(role.role, reason))

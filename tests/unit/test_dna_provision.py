@@ -1,0 +1,103 @@
+"""Provisioning the D-N-A layer: secrets stay secret, fingerprints move only where a change
+lands, a dead nats-server makes its role re-run."""
+
+from __future__ import annotations
+
+import json
+import stat
+from pathlib import Path
+
+import pytest
+import yaml
+
+from dnabox.inventory import load_fleet
+from dnabox.plan.ansible_inventory import render_inventory
+from dnabox.plan.desired import box_variables, plan_fleet
+from dnabox.plan.direct import ProgramAssets, build_program
+from dnabox.plan.dna import SECRETS_FILE, build_topology
+from dnabox.plan.project import ProjectPaths
+from dnabox.provision.dna_credentials import box_secrets, credentials_dir, passwords
+from dnabox.provision.remote import decide, parse_preflight, preflight_command
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("DNABOX_STATE_DIR", str(tmp_path / "state"))
+    return tmp_path / "state"
+
+
+def test_credentials_are_private_and_stable(state: Path) -> None:
+    fleet = load_fleet(ROOT / "inventory/lab.yaml")
+    topology = build_topology(fleet)
+    assert topology is not None
+    first = passwords(fleet, topology)
+    assert passwords(fleet, topology) == first
+    assert set(first) >= {"dnabox", "dna-edge-a", "dna-end-a", "dna-core"}
+    assert len(set(first.values())) == len(first)
+    directory = credentials_dir(fleet)
+    assert stat.S_IMODE(directory.stat().st_mode) == 0o700
+    for path in directory.iterdir():
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+def test_no_secret_in_plans_inventory_or_program_text(state: Path) -> None:
+    fleet = load_fleet(ROOT / "inventory/lab.yaml")
+    topology = build_topology(fleet)
+    assert topology is not None
+    known = passwords(fleet, topology)
+    project = ProjectPaths(ROOT)
+    inventory = render_inventory(fleet, project)
+    plans = plan_fleet(fleet, project, inventory)
+    public = yaml.safe_dump(inventory) + "".join(f.content for p in plans.values()
+                                                 for f in p.files)
+    for secret in known.values():
+        assert secret not in public
+    secrets = box_secrets(fleet, [b.name for b in fleet.boxes])
+    leaf = secrets["edge-a-1"][SECRETS_FILE]
+    # The leaf logs in to the hub as its site's user, over the overlay.
+    assert f"nats-leaf://dna-edge-a:{known['dna-edge-a']}@10.250.0.11:7422" in leaf
+    assert known["dna-edge-b"] not in leaf
+    # An end device holds its own password only.
+    assert set(secrets["end-a-1"]) == {"/etc/dnabox/dna/dna-end-a.password"}
+    program = build_program(
+        plans["edge-a-1"], ["dna"], box_variables(inventory, "edge-a-1"),
+        assets=ProgramAssets.load(project), fingerprints_document=b"{}",
+        state_file="/var/lib/dnabox/fingerprints.json", secrets={"dna": secrets["edge-a-1"]})
+    assert f"put {SECRETS_FILE} 0600 changed_dna" in program.script
+    assert "step dna: secrets" in program.script
+
+
+def test_a_pond_retention_change_touches_only_its_leaf(tmp_path: Path) -> None:
+    text = (ROOT / "inventory/lab.yaml").read_text()
+    changed = tmp_path / "lab.yaml"
+    changed.write_text(text.replace("max_bytes: 64MiB", "max_bytes: 32MiB"))
+    project = ProjectPaths(ROOT)
+    before = plan_fleet(load_fleet(ROOT / "inventory/lab.yaml"), project)
+    after = plan_fleet(load_fleet(changed), project)
+    moved = sorted((box, role) for box, plan in before.items()
+                   for role, fp in plan.fingerprints.items()
+                   if after[box].fingerprints[role] != fp)
+    assert moved == [("edge-a-1", "dna")]
+    streams = json.loads(next(f.content for f in after["edge-a-1"].files
+                              if f.dest.endswith("streams.json")))
+    pond = next(s for s in streams["streams"] if s["name"] == "POND_TRAFFIC")
+    assert pond["max_bytes"] == 32 << 20
+
+
+def test_a_dead_nats_server_makes_the_role_run_again() -> None:
+    fleet = load_fleet(ROOT / "inventory/lab.yaml")
+    plan = plan_fleet(fleet, ProjectPaths(ROOT))["edge-a-1"]
+    command = preflight_command(plan)
+    assert "dnabox-dna-apply --probe" in command
+    hashes = "".join(f"{f.sha256}  {f.dest}\n" for f in plan.files)
+    facts = "edge-a-1\n6.1.0\nx86_64\n2\n1024\ndebian\n"
+    head = json.dumps({"fingerprints": plan.fingerprints}) + "\n@@dnabox-section@@\n"
+    alive = parse_preflight(head + hashes + "@@dnabox-section@@\n" + facts, "edge-a-1")
+    assert all(d.reason == "converged" for d in decide(plan, alive))
+    dead = parse_preflight(head + hashes + "@@dnabox-down dna\n@@dnabox-section@@\n" + facts,
+                           "edge-a-1")
+    reasons = {d.role: d.reason for d in decide(plan, dead)}
+    assert reasons["dna"] == "down"
+    assert {r for r, why in reasons.items() if why != "converged"} == {"dna"}
