@@ -23,6 +23,7 @@ from dnabox.cli.common import (
     stdout,
 )
 from dnabox.errors import DnaboxError
+from dnabox.lab import partition as lab_partition
 from dnabox.provision.agent_client import stop as stop_agent
 
 app = typer.Typer(help="Build, inspect and remove the local lab of boxes.",
@@ -82,6 +83,7 @@ BoxesToFreeze = Annotated[list[str], typer.Option(
     "--box", help="Box to freeze or thaw (repeatable).")]
 PackageServer = Annotated[bool, typer.Option(
     "--packages", help="The lab's package server too (installs stall on it).")]
+SiteArg = Annotated[str, typer.Option("--site", "-s", help="The site to cut off or restore.")]
 
 
 @app.command()
@@ -96,6 +98,25 @@ def freeze(box: BoxesToFreeze = [],  # noqa: B006 (typer reads the default, neve
     Example: sudo dnabox lab freeze --box end-a-1
     """
     _set_frozen(box, packages, inventory, frozen=True)
+
+
+@app.command()
+@command
+def partition(site: SiteArg, inventory: InventoryOption = DEFAULT_INVENTORY,
+              json_output: JsonOption = False) -> None:
+    """Cut a site's links to every other site in the lab's router (not management).
+
+    The site's data and control planes, and the overlays riding them, lose every other
+    site; SSH over the management plane keeps working. Idempotent. Undo with `lab heal`.
+
+    Example: sudo dnabox lab partition -i inventory/lab.yaml --site edge-a
+    """
+    report = lab_partition.partition(fleet_from(inventory), site)
+    if json_output:
+        print_json(report.as_json())
+        return
+    stdout().print(f"[yellow]site {site} partitioned[/] from every other site "
+                   f"({len(report.pairs)} subnet pairs; management untouched)")
 
 
 @app.command()
@@ -116,6 +137,21 @@ def _set_frozen(boxes: list[str], packages: bool, inventory: Path, *, frozen: bo
     lab.freeze(fleet_from(inventory), boxes, frozen=frozen, package_server=packages)
     what = [*boxes, *(["the package server"] if packages else [])]
     stdout().print(f"{'frozen' if frozen else 'thawed'}: {', '.join(what)}")
+
+
+@app.command()
+@command
+def heal(site: SiteArg, inventory: InventoryOption = DEFAULT_INVENTORY,
+         json_output: JsonOption = False) -> None:
+    """Restore the links `lab partition` cut for a site. Idempotent.
+
+    Example: sudo dnabox lab heal -i inventory/lab.yaml --site edge-a
+    """
+    report = lab_partition.heal(fleet_from(inventory), site)
+    if json_output:
+        print_json(report.as_json())
+        return
+    stdout().print(f"[green]site {site} healed[/] ({report.changed} rules removed)")
 
 
 @app.command()
