@@ -11,11 +11,11 @@ import pytest
 import yaml
 
 from dnabox.inventory import load_fleet
+from dnabox.locations import Locations
 from dnabox.plan.ansible_inventory import render_inventory
 from dnabox.plan.desired import box_variables, plan_fleet
 from dnabox.plan.direct import ProgramAssets, build_program
 from dnabox.plan.dna import SECRETS_FILE, build_topology
-from dnabox.plan.project import ProjectPaths
 from dnabox.provision.dna_credentials import box_secrets, credentials_dir, passwords
 from dnabox.provision.remote import decide, parse_preflight, preflight_command
 
@@ -23,20 +23,24 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
-def state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("DNABOX_STATE_DIR", str(tmp_path / "state"))
-    return tmp_path / "state"
+def state(tmp_path: Path) -> Path:
+    """The fleet's state dir (as Locations.ensure_fleet_state gives it)."""
+    return tmp_path / "state" / "lab"
+
+
+def where() -> Locations:
+    return Locations.discover(ROOT)
 
 
 def test_credentials_are_private_and_stable(state: Path) -> None:
     fleet = load_fleet(ROOT / "inventory/lab.yaml")
     topology = build_topology(fleet)
     assert topology is not None
-    first = passwords(fleet, topology)
-    assert passwords(fleet, topology) == first
+    first = passwords(state, topology)
+    assert passwords(state, topology) == first
     assert set(first) >= {"dnabox", "dna-edge-a", "dna-end-a", "dna-core"}
     assert len(set(first.values())) == len(first)
-    directory = credentials_dir(fleet)
+    directory = credentials_dir(state)
     assert stat.S_IMODE(directory.stat().st_mode) == 0o700
     for path in directory.iterdir():
         assert stat.S_IMODE(path.stat().st_mode) == 0o600
@@ -46,15 +50,15 @@ def test_no_secret_in_plans_inventory_or_program_text(state: Path) -> None:
     fleet = load_fleet(ROOT / "inventory/lab.yaml")
     topology = build_topology(fleet)
     assert topology is not None
-    known = passwords(fleet, topology)
-    project = ProjectPaths(ROOT)
+    known = passwords(state, topology)
+    project = where()
     inventory = render_inventory(fleet, project)
     plans = plan_fleet(fleet, project, inventory)
     public = yaml.safe_dump(inventory) + "".join(f.content for p in plans.values()
                                                  for f in p.files)
     for secret in known.values():
         assert secret not in public
-    secrets = box_secrets(fleet, [b.name for b in fleet.boxes])
+    secrets = box_secrets(fleet, state, [b.name for b in fleet.boxes])
     leaf = secrets["edge-a-1"][SECRETS_FILE]
     # The leaf logs in to the hub as its site's user, over the overlay.
     assert f"nats-leaf://dna-edge-a:{known['dna-edge-a']}@10.250.0.11:7422" in leaf
@@ -73,7 +77,7 @@ def test_a_pond_retention_change_touches_only_its_leaf(tmp_path: Path) -> None:
     text = (ROOT / "inventory/lab.yaml").read_text()
     changed = tmp_path / "lab.yaml"
     changed.write_text(text.replace("max_bytes: 64MiB", "max_bytes: 32MiB"))
-    project = ProjectPaths(ROOT)
+    project = where()
     before = plan_fleet(load_fleet(ROOT / "inventory/lab.yaml"), project)
     after = plan_fleet(load_fleet(changed), project)
     moved = sorted((box, role) for box, plan in before.items()
@@ -88,7 +92,7 @@ def test_a_pond_retention_change_touches_only_its_leaf(tmp_path: Path) -> None:
 
 def test_a_dead_nats_server_makes_the_role_run_again() -> None:
     fleet = load_fleet(ROOT / "inventory/lab.yaml")
-    plan = plan_fleet(fleet, ProjectPaths(ROOT))["edge-a-1"]
+    plan = plan_fleet(fleet, where())["edge-a-1"]
     command = preflight_command(plan)
     assert "dnabox-dna-apply --probe" in command
     hashes = "".join(f"{f.sha256}  {f.dest}\n" for f in plan.files)

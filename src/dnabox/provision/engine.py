@@ -356,7 +356,8 @@ class Provisioner:
         def one(box: str) -> DirectOutcome:
             with self._lock:
                 stored = self._converged(box, work[box])
-            hidden = box_secrets(self.fleet, self.state, [box]).get(box, {}) if "dna" in work[box] else {}
+            hidden = (box_secrets(self.fleet, self.state, [box]).get(box, {})
+                      if "dna" in work[box] else {})
             program = build_program(
                 self.plans[box], work[box], box_variables(self.inventory, box),
                 assets=self._assets, fingerprints_document=fingerprints_document(stored),
