@@ -73,9 +73,10 @@ def test_host_link_is_outside_every_site_subnet() -> None:
 def test_adding_a_box_changes_no_other_box(tmp_path: Path) -> None:
     before = plan_lab(load_fleet(LAB), LabPaths())
     data = lab_data()
-    # A core box joins the D-N-A hub, which needs a data-plane address.
+    # A core box joins the D-N-A hub, which its leaves reach on the overlay.
     data["boxes"].insert(0, {"name": "aaa-first", "site": "core", "address": "10.201.1.99",
-                             "interfaces": {"D": {"nic": "eth1", "address": "10.203.1.99/24"}}})
+                             "interfaces": {"D": {"nic": "eth1", "address": "10.203.1.99/24"}},
+                             "overlay_addresses": {"dataplane": "10.250.0.99/24"}})
     after = plan_from(data, tmp_path)
     assert fingerprint(after.network) == fingerprint(before.network)
     for box in before.boxes:
