@@ -108,5 +108,5 @@ def test_every_rendered_script_and_direct_program_passes_shellcheck(tmp_path: Pa
     scripts = rendered_scripts(tmp_path)
     names = {p.name.split("-", 1)[1] for p in scripts}
     assert names == {"dnabox-base-apply", "dnabox-containerd-apply", "dnabox-ovs-apply",
-                     "dnabox-daemon", "direct-program"}
+                     "dnabox-dna-apply", "dnabox-daemon", "direct-program"}
     assert shellcheck(scripts) == ""

@@ -15,6 +15,7 @@ from dnabox.inventory.dna_rules import (
 )
 from dnabox.inventory.model import Box, Fleet, Tier, bytes_of
 from dnabox.inventory.yaml_source import PathKey
+from dnabox.redact import shown
 
 Finding = tuple[PathKey, str]
 
@@ -23,7 +24,7 @@ def _site_problem(fleet: Fleet, name: str, tier: Tier, role: str) -> str:
     site = next((s for s in fleet.sites if s.name == name), None)
     if site is None:
         valid = ", ".join(s.name for s in fleet.sites if s.tier == tier) or "none defined"
-        return f"unknown site {name!r}; valid {tier} sites: {valid}"
+        return f"unknown site {shown(name)}; valid {tier} sites: {valid}"
     if site.tier != tier:
         return f"site {name} is in tier {site.tier}; {role} needs a {tier} site"
     if not site_boxes(fleet, name):
@@ -90,7 +91,7 @@ def _datasets(fleet: Fleet) -> Iterator[Finding]:
         for j, name in enumerate(dataset.producers.sites):
             site = sites.get(name)
             if site is None:
-                yield (*path, "sites", j), f"unknown site {name!r}; valid: " + ", ".join(
+                yield (*path, "sites", j), f"unknown site {shown(name)}; valid: " + ", ".join(
                     s.name for s in fleet.sites if s.tier != "core")
             elif site.tier == "core":
                 yield (*path, "sites", j), (
@@ -114,7 +115,7 @@ def _models(fleet: Fleet) -> Iterator[Finding]:
     for i, model in enumerate(fleet.dna.models):
         path: PathKey = ("dna", "models", i)
         if model.dataset not in datasets:
-            yield (*path, "dataset"), f"unknown dataset {model.dataset!r}; valid: " + (
+            yield (*path, "dataset"), f"unknown dataset {shown(model.dataset)}; valid: " + (
                 ", ".join(sorted(datasets)) or "none defined")
         if problem := _site_problem(fleet, model.train_at, "core", "training"):
             yield (*path, "train_at"), problem
