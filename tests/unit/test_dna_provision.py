@@ -105,3 +105,28 @@ def test_a_dead_nats_server_makes_the_role_run_again() -> None:
     reasons = {d.role: d.reason for d in decide(plan, dead)}
     assert reasons["dna"] == "down"
     assert {r for r, why in reasons.items() if why != "converged"} == {"dna"}
+
+
+def test_status_summary_counts_the_lake_per_site_and_the_lag_per_pond() -> None:
+    from dnabox.provision.dna_ops import summarise
+
+    raw = {
+        "ponds": [{"site": "edge-a", "box": "edge-a-1", "dataset": "traffic",
+                   "stream": "POND_TRAFFIC", "messages": 120, "bytes": 999},
+                  {"site": "edge-b", "box": "edge-b-1", "dataset": "traffic",
+                   "stream": "POND_TRAFFIC", "error": "no responders"}],
+        "lakes": [{"dataset": "traffic", "stream": "LAKE_TRAFFIC", "messages": 150,
+                   "subjects": {"dna.traffic.edge-a.end-a-1": 100,
+                                "dna.traffic.edge-b.edge-b-1": 50}}],
+        "catalogue": {"traffic.edge-a": {"samples": 100}},
+        "models": [{"name": "speed", "meta": {"version": 2, "metric": {"mae": 3.1}},
+                    "served": {"edge-a": 2, "edge-b": None}}],
+    }
+    report = summarise(raw).as_json()
+    assert report["lake"] == {"samples": 150, "by_site": {"edge-a": 100, "edge-b": 50},
+                              "by_dataset": {"traffic": 150}}
+    a, b = report["ponds"]
+    assert (a["site"], a["samples"], a["lag"]) == ("edge-a", 120, 20)
+    assert (b["site"], b["samples"], b["lag"]) == ("edge-b", None, None)
+    assert report["models"] == [{"name": "speed", "version": 2, "metric": {"mae": 3.1},
+                                 "served": {"edge-a": 2, "edge-b": None}}]

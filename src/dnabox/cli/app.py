@@ -13,6 +13,7 @@ from dnabox.cli import (
     bundle,
     converge,
     demo,
+    dna,
     fanout,
     inventory,
     lab,
@@ -65,6 +66,7 @@ app.command("view")(view.view)
 app.command("bootstrap")(bootstrap.bootstrap)
 app.add_typer(bundle.app, name="bundle")
 app.add_typer(agent.app, name="agent")
+app.add_typer(dna.app, name="dna")
 
 
 def main() -> None:

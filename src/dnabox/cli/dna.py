@@ -1,0 +1,81 @@
+"""`dnabox dna`: the D-N-A layer (data ponds at the edge, the lake at the core, models)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from dnabox.cli.common import (
+    DEFAULT_INVENTORY,
+    InventoryOption,
+    JsonOption,
+    command,
+    fleet_from,
+    print_json,
+    stdout,
+)
+from dnabox.provision import dna_ops
+
+app = typer.Typer(help="The D-N-A layer: ponds, lake, catalogue, models.",
+                  no_args_is_help=True)
+
+
+@app.command()
+@command
+def status(inventory: InventoryOption = DEFAULT_INVENTORY,
+           json_output: JsonOption = False) -> None:
+    """Show every pond (samples, lag to the lake), the lake per site, the catalogue and
+    each model's version, metric and the version each serving edge holds.
+
+    Read at the hub over SSH; a pond whose site is cut off shows as unreachable.
+
+    Example: dnabox dna status -i inventory/lab.yaml --json
+    """
+    report = dna_ops.read_status(fleet_from(inventory))
+    if json_output:
+        print_json(report.as_json())
+        return
+    out = stdout()
+    ponds = Table(title="ponds")
+    for column in ("site", "box", "dataset", "samples", "lag"):
+        ponds.add_column(column)
+    for p in report.ponds:
+        ponds.add_row(p.site, p.box, p.dataset,
+                      "unreachable" if p.samples is None else str(p.samples),
+                      "-" if p.lag is None else str(p.lag))
+    out.print(ponds)
+    by_site = ", ".join(f"{site}: {n}" for site, n in sorted(report.lake_by_site.items()))
+    out.print(f"lake: {report.lake_samples} samples ({by_site or 'none yet'})")
+    for m in report.models:
+        served = ", ".join(f"{s}: v{v}" if v is not None else f"{s}: -"
+                           for s, v in m.served.items())
+        version = f"v{m.version}" if m.version is not None else "not trained"
+        out.print(f"model {m.name}: {version}, metric {m.metric}; served {served}")
+
+
+@app.command()
+@command
+def publish(
+    box: Annotated[str, typer.Option("--box", "-b", help="The producing box.")],
+    count: Annotated[int, typer.Option("--count", "-n", help="Samples to send.")],
+    dataset: Annotated[str | None, typer.Option("--dataset", "-d",
+                                                help="Dataset (default: the box's first).")]
+    = None,
+    inventory: InventoryOption = DEFAULT_INVENTORY,
+    json_output: JsonOption = False,
+) -> None:
+    """Send N samples from a box's collector now; each is acknowledged by its pond.
+
+    Sample ids are <box>:<seq>, continuing from the last run on that box.
+
+    Example: dnabox dna publish -i inventory/lab.yaml --box end-a-1 --count 1000
+    """
+    report = dna_ops.publish(fleet_from(inventory), box, count, dataset)
+    if json_output:
+        print_json(report.as_json())
+        return
+    stdout().print(f"{report.box}: {report.published} {report.dataset} samples "
+                   f"({report.box}:{report.first_seq}..{report.last_seq}) in "
+                   f"{report.seconds:.2f} s, {report.rate:.0f}/s")
