@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import platform
+import socket
+import subprocess
 from pathlib import Path
 
 import yaml
@@ -141,3 +144,16 @@ def test_a_box_that_is_not_what_the_inventory_says_is_stopped(repo_root: Path) -
     problems = fact_problems(fleet, "core-1", ubuntu)
     assert "dnabox supports bookworm, trixie" in problems[0]
     assert "dnabox supports amd64 and arm64" in problems[1]
+
+
+def test_preflight_command_runs_in_a_posix_shell_and_parses(repo_root: Path,
+                                                            tmp_path: Path) -> None:
+    plan = plan_fleet(load_fleet(repo_root / "inventory/lab.yaml"),
+                      fake_project(tmp_path))["core-1"]
+    output = subprocess.run(["sh", "-c", preflight_command(plan)], capture_output=True,
+                            text=True, check=True).stdout
+    state = parse_preflight(output, "core-1")
+    assert state.facts.hostname == socket.gethostname()
+    assert state.facts.kernel == platform.release()
+    assert state.facts.arch == platform.machine()
+    assert state.facts.cpus >= 1 and state.facts.memory_kb > 0

@@ -92,33 +92,38 @@ def _safe(value: str) -> str:
     return value.replace("\n", " ").replace("\r", " ")
 
 
+# Reads the lease's fields with the shell's own `read` (no process per field): a thousand
+# boxes pay this in every preflight.
+_READ = ('r= o= e=; if [ -f "$L" ]; then while IFS= read -r line; do case $line in '
+         'run=*) [ -n "$r" ] || r=${line#run=};; owner=*) [ -n "$o" ] || o=${line#owner=};; '
+         'expires=*) [ -n "$e" ] || e=${line#expires=};; esac; done < "$L"; fi; ')
+
+
 def take_command(holder: Holder, directory: str = STATE_DIR) -> str:
-    """Shell that takes (or reports) the box's lease; prints TAKEN, or HELD and the lease."""
-    lease, lock = f"{directory}/lease", f"{directory}/lease.lock"
+    """Shell that takes (or reports) the box's lease; prints TAKEN, or HELD and the lease.
+
+    Three processes on the box (flock, date, mv), under the box's lease lock."""
     names = ("run", "owner", "host", "user", "pid")
     template = "".join(f"{name}=%s\\n" for name in (*names, "started", "expires"))
     values = " ".join(shlex.quote(_safe(str(getattr(holder, name)))) for name in names)
-    script = (
-        f"L={lease}; now=$(date +%s); "
-        "field() { sed -n \"s/^$1=//p\" \"$L\" 2>/dev/null | head -n 1; }; "
-        "run=$(field run); owner=$(field owner); exp=$(field expires); "
-        'case "$exp" in ""|*[!0-9]*) exp=0;; esac; '
-        f'if [ -s "$L" ] && [ "$run" != {shlex.quote(holder.run)} ] '
-        f'&& [ "$owner" != {shlex.quote(holder.owner)} ] && [ "$exp" -gt "$now" ]; then '
+    return (
+        f'd={directory}; L=$d/lease; [ -d "$d" ] || {{ mkdir -p "$d" && chmod 700 "$d"; }}; '
+        '{ flock 9 || exit 1; ' + _READ +
+        'now=$(date +%s); case $e in ""|*[!0-9]*) e=0;; esac; '
+        f'if [ -n "$r" ] && [ "$r" != {shlex.quote(holder.run)} ] '
+        f'&& [ "$o" != {shlex.quote(holder.owner)} ] && [ "$e" -gt "$now" ]; then '
         f'echo {HELD}; cat "$L"; '
         f"else printf '{template}' {values} \"$now\" \"$((now + {holder.ttl}))\" "
-        f'> "$L.tmp" && mv "$L.tmp" "$L" && echo {TAKEN}; fi'
+        f'> "$L.tmp" && mv "$L.tmp" "$L" && echo {TAKEN}; fi; '
+        '} 9>>"$d/lease.lock"'
     )
-    return (f"mkdir -p {directory} && chmod 700 {directory} && "
-            f"flock {lock} sh -c {shlex.quote(script)}")
 
 
 def release_command(run: str, directory: str = STATE_DIR) -> str:
     """Remove the box's lease if (and only if) it is still ``run``'s."""
-    lease, lock = f"{directory}/lease", f"{directory}/lease.lock"
-    script = (f'L={lease}; [ "$(sed -n "s/^run=//p" "$L" 2>/dev/null | head -n 1)" = '
-              f'{shlex.quote(run)} ] && rm -f "$L"; true')
-    return f"[ -e {lease} ] || exit 0; flock {lock} sh -c {shlex.quote(script)}"
+    return (f'd={directory}; L=$d/lease; [ -e "$L" ] || exit 0; '
+            '{ flock 9 || exit 1; ' + _READ +
+            f'if [ "$r" = {shlex.quote(run)} ]; then rm -f "$L"; fi; }} 9>>"$d/lease.lock"')
 
 
 def read_command(directory: str = STATE_DIR) -> str:

@@ -77,8 +77,12 @@ def preflight_command(plan: BoxPlan) -> str:
     return (
         f"cat {FINGERPRINTS} 2>/dev/null || echo '{{}}'; echo {_MARK}; "
         f"{hashes}{_probes(plan)}echo {_MARK}; "
-        "hostname; uname -r; uname -m; nproc; "
-        "awk '/MemTotal/ {print $2}' /proc/meminfo; "
+        # The shell's own `read` where it can: every process here runs on every box of
+        # every preflight (a thousand boxes: thousands of forks on 2 cores).
+        "read -r h < /proc/sys/kernel/hostname; echo \"$h\"; "
+        "read -r k < /proc/sys/kernel/osrelease; echo \"$k\"; uname -m; nproc; "
+        "while read -r n v _; do [ \"$n\" = MemTotal: ] && echo \"$v\" && break; "
+        "done < /proc/meminfo; "
         "(. /etc/os-release 2>/dev/null; echo \"${ID:-}\"; echo \"${VERSION_CODENAME:-}\"); "
         # The containerd 2 static release (newest first), else the Debian package's.
         "for b in $(ls -dr /opt/dnabox/containerd-*/bin/containerd 2>/dev/null) "
