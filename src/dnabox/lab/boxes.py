@@ -186,9 +186,16 @@ def start(box: BoxLayout, dirs: BoxDirs, cgroup_dirs: list[Path]) -> Proc:
                            [cgroups.procs_file(d) for d in cgroup_dirs])
 
 
-def sshd_answers(address: str, port: int, timeout: float = 0.5) -> bool:
+def sshd_answers(address: str, port: int, timeout: float = 0.5,
+                 banner_timeout: float = 15.0) -> bool:
+    """True once sshd sends its banner. A refused connect fails fast (not listening yet);
+    once connected, the banner gets time: sshd re-executes itself for every connection,
+    and on a busy machine that takes seconds. Giving up after half a second made the wait
+    loop start a new sshd every 50 ms per box and never see one finish (100 boxes on a
+    loaded machine: a load average of 500 and no box ready)."""
     try:
         with socket.create_connection((address, port), timeout=timeout) as conn:
+            conn.settimeout(banner_timeout)
             return conn.recv(4) == b"SSH-"
     except OSError:
         return False
