@@ -16,6 +16,7 @@ import pytest
 
 from dnabox.adapters.ansible import HostStats, PlaybookResult
 from dnabox.adapters.ssh import CommandResult
+from dnabox.errors import RemoteError
 from dnabox.inventory import load_fleet
 from dnabox.locations import Locations
 from dnabox.plan.dag import WorkUnit
@@ -24,7 +25,7 @@ from dnabox.provision.direct import DirectOutcome
 from dnabox.provision.engine import Engine, Provisioner, UpOptions
 from dnabox.provision.engine_parts import EngineParts
 from dnabox.provision.events import Event
-from dnabox.provision.remote import FINGERPRINTS, fingerprints_document
+from dnabox.provision.remote import FINGERPRINTS, RoleDecision, fingerprints_document
 
 ROOT = Path(__file__).resolve().parents[2]
 UNIT = WorkUnit("bootstrap:x", "bootstrap", "x")
@@ -240,3 +241,19 @@ def test_units_for_some_boxes_need_only_units_of_the_run(tmp_path: Path) -> None
     assert all(set(u.needs) <= ids for u in units)
     bootstrap = next(u for u in units if u.id == "bootstrap:jnu-edge")
     assert bootstrap.needs == (f"preflight:{DIRECT_BOX}",)
+
+
+def test_bootstrap_runs_the_boxes_preflight_cleared_and_names_the_others(
+        tmp_path: Path) -> None:
+    fakes = Fakes()
+    engine, _ = provisioner(tmp_path, fakes)
+    site = ("end-gist-nuc-1", "end-gist-nuc-2", "end-gist-pi-1")
+    for box in site:
+        engine._decisions[box] = [RoleDecision("base", "new")]
+    engine._unreachable["end-gist-nuc-2"] = RemoteError("nuc-2 unreachable after 4 attempts")
+    engine._wrong_facts["end-gist-pi-1"] = ["pi-1 runs Debian trixie"]
+    outcome = engine._bootstrap(WorkUnit("bootstrap:gist-end", "bootstrap", "gist-end", site))
+    assert set(fakes.programs) == {"end-gist-nuc-1"}  # only the box preflight cleared ran
+    assert outcome.status == "failed"
+    assert "end-gist-nuc-2: nuc-2 unreachable" in outcome.message
+    assert "end-gist-pi-1: pi-1 runs Debian trixie" in outcome.message

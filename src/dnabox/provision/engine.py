@@ -299,17 +299,19 @@ class Provisioner:
         return not FORMATION_ROLES.isdisjoint(self.plans[box].fingerprints)
 
     def _bootstrap(self, unit: WorkUnit) -> UnitOutcome:
-        """The site's boxes that answered preflight; those that did not fail the unit, by name,
-        after the others ran."""
+        """The site's boxes that preflight cleared; those it did not (unreachable, or not
+        what the inventory declares) fail the unit, by name, after the others ran."""
         boxes = [b for b in unit.boxes if self._wanted(b)]
-        unread = [b for b in boxes if b in self._unreachable]
+        held_back = {b: self._unreachable[b].message for b in boxes if b in self._unreachable}
+        held_back |= {b: "; ".join(self._wrong_facts[b]) for b in boxes
+                      if b in self._wrong_facts}
         outcome = self._run_roles(unit, {b: self._pending_roles(b, formation=False)
-                                         for b in boxes if b not in self._unreachable})
-        if not unread:
+                                         for b in boxes if b not in held_back})
+        if not held_back:
             return outcome
-        reasons = "; ".join(f"{b}: {self._unreachable[b].message}" for b in unread)
+        reasons = "; ".join(f"{b}: {why}" for b, why in sorted(held_back.items()))
         detail = f"; {outcome.message}" if outcome.status == "failed" else ""
-        return UnitOutcome("failed", f"unreachable: {reasons}{detail}")
+        return UnitOutcome("failed", f"not run on {reasons}{detail}")
 
     def _formation(self, unit: WorkUnit) -> UnitOutcome:
         planned = [b for b in unit.boxes if self._forms(b)]
