@@ -8,11 +8,33 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+# The exit codes of every dnabox command: one table, shown in every `--help` and docs/CLI.md.
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_MISSING_TOOL = 3
+EXIT_INVALID_INVENTORY = 4
+EXIT_LOCKED = 5
+EXIT_ARTIFACT_MISSING = 6
+EXIT_HOST_KEY = 7
+EXIT_INTERRUPTED = 130
+EXIT_CODES: dict[int, str] = {
+    EXIT_OK: "ok",
+    EXIT_FAILED: "failed, unconverged or unreachable boxes; drift; stale config",
+    EXIT_USAGE: "usage: bad option or argument, or a name the fleet lacks",
+    EXIT_MISSING_TOOL: "a required external tool or capability is missing",
+    EXIT_INVALID_INVENTORY: "the inventory is invalid (file, line and field listed)",
+    EXIT_LOCKED: "another dnabox run holds the fleet's lock",
+    EXIT_ARTIFACT_MISSING: "an artifact the roles need is undeclared or not in the bundle",
+    EXIT_HOST_KEY: "a box's host key differs from the recorded one",
+    EXIT_INTERRUPTED: "interrupted",
+}
+
 
 class DnaboxError(Exception):
     """Base of every error dnabox raises on purpose (never a bug)."""
 
-    exit_code = 2
+    exit_code = EXIT_USAGE
 
     def __init__(self, message: str, hint: str = "") -> None:
         super().__init__(message)
@@ -43,7 +65,7 @@ class Problem:
 class InventoryError(DnaboxError):
     """The fleet description is invalid; carries every problem found, not just the first."""
 
-    exit_code = 1
+    exit_code = EXIT_INVALID_INVENTORY
 
     def __init__(self, problems: list[Problem]) -> None:
         self.problems = problems
@@ -61,20 +83,22 @@ class InventoryError(DnaboxError):
 class EnvironmentProblem(DnaboxError):
     """The machine lacks something dnabox needs (a binary, root, a kernel feature)."""
 
-    exit_code = 3
+    exit_code = EXIT_MISSING_TOOL
 
 
 class RemoteError(DnaboxError):
     """A box could not be reached or refused what was asked of it."""
 
-    exit_code = 4
+    exit_code = EXIT_FAILED
 
 
 class HostKeyMismatch(RemoteError):
     """A box presented a host key that differs from the recorded one."""
 
+    exit_code = EXIT_HOST_KEY
+
 
 class LockHeld(DnaboxError):
     """Another dnabox run holds the fleet lock."""
 
-    exit_code = 5
+    exit_code = EXIT_LOCKED

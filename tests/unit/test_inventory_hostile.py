@@ -307,7 +307,7 @@ def test_every_command_that_loads_a_fleet_reports_hostile_bytes(
     path = write(tmp_path, HOSTILE_FILES[kind])
     args = [str(path) if a == "F" else a for a in command]
     result = runner.invoke(app, args)
-    assert result.exit_code == 1, result.output
+    assert result.exit_code == 4, result.output  # invalid inventory (docs/CLI.md)
     assert isinstance(result.exception, SystemExit), result.exception
     assert f"{path}:" in result.stderr
     assert "Traceback" not in result.output
@@ -463,7 +463,7 @@ def test_no_error_path_echoes_a_secret(kind: str, tmp_path: Path) -> None:
         for args in (["inventory", "validate", str(path), "--json"],
                      ["inventory", "show", str(path)]):
             result = runner.invoke(app, args)
-            assert result.exit_code == 1
+            assert result.exit_code == 4
             assert not _leaks(secret, result.stdout + result.stderr), result.output
 
 
@@ -645,7 +645,7 @@ def test_validate_json_prints_an_error_document(
 ) -> None:
     path = write(tmp_path, raw)
     result = runner.invoke(app, ["inventory", "validate", str(path), "--json"])
-    assert result.exit_code == 1
+    assert result.exit_code == 4
     document = json.loads(result.stdout)
     assert document["file"] == str(path)
     assert document["valid"] is False

@@ -11,6 +11,7 @@ from dnabox.adapters.ansible import HostStats, PlaybookResult
 from dnabox.inventory import load_fleet
 from dnabox.locations import Locations
 from dnabox.plan.artifacts import ArtifactMissing
+from dnabox.plan.selection import Selection
 from dnabox.provision import bootstrap as module
 from dnabox.provision.bootstrap import bootstrap
 
@@ -30,7 +31,7 @@ def test_bootstrap_runs_site_yml_on_the_selection_and_reports_every_box(
     monkeypatch.setattr(module, "run_playbook", run_playbook)
     fleet = load_fleet(ROOT / "inventory" / "lab.yaml")
     started: list[list[str]] = []
-    report = bootstrap(fleet, Locations(ROOT, tmp_path), sites=["edge-a", "end-a"],
+    report = bootstrap(fleet, Locations(ROOT, tmp_path), Selection(sites=("edge-a", "end-a")),
                        roles=["ovs"],
                        forks=7, on_start=started.append)
     assert started == [["edge-a-1", "end-a-1"]]

@@ -14,7 +14,7 @@ from dnabox.cli.app import app
 from dnabox.errors import DnaboxError
 from dnabox.inventory import load_fleet
 from dnabox.locations import ASSETS, Locations
-from dnabox.plan.selection import select_boxes
+from dnabox.plan.selection import Selection, select_boxes
 from dnabox.provision.runbooks import (
     RUNBOOKS,
     RunbookContext,
@@ -96,7 +96,7 @@ def test_run_runbook_dispatches_to_the_spec_with_the_selected_targets(
                         replace(RUNBOOKS["rolling_upgrade"], run=run))
     options = RunbookOptions(role="ovs", max_unavailable=2)
     report = run_runbook(fake_context(repo_root, tmp_path), "rolling_upgrade",
-                         sites=["jnu-edge"], options=options)
+                         Selection(sites=("jnu-edge",)), options=options)
     assert calls == [(["edge-jnu-1", "edge-jnu-2"], options)]
     assert report.as_json() == {"runbook": "rolling_upgrade", "ok": True, "message": "done",
                                 "batches": [], "ran": {}}
@@ -108,7 +108,7 @@ def test_a_runbook_refuses_options_it_does_not_take_and_boxes_it_needs(
     with pytest.raises(DnaboxError, match="drain does not take --role, --max-unavailable"):
         run_runbook(context, "drain", options=RunbookOptions(role="ovs", max_unavailable=1))
     with pytest.raises(DnaboxError, match="add_box needs --box NAME"):
-        run_runbook(context, "add_box", sites=["jnu-edge"])
+        run_runbook(context, "add_box", Selection(sites=("jnu-edge",)))
     with pytest.raises(DnaboxError, match="no runbook named 'nope'"):
         run_runbook(context, "nope")
     assert all(set(s.options) <= {f.name for f in fields(RunbookOptions)}

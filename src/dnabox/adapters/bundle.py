@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from dnabox.errors import DnaboxError, EnvironmentProblem
+from dnabox.errors import EXIT_ARTIFACT_MISSING, DnaboxError, EnvironmentProblem
 from dnabox.inventory.model import Artifact, Fleet
 from dnabox.plan.artifacts import ArtifactMissing, bundle_path, missing_artifacts, sha256_of
 from dnabox.plan.catalogue import all_packages
@@ -39,7 +39,7 @@ from dnabox.plan.catalogue import all_packages
 class BundleError(DnaboxError):
     """A package or artifact could not be collected into the bundle."""
 
-    exit_code = 6
+    exit_code = EXIT_ARTIFACT_MISSING
 
 
 class PackageSource(Protocol):

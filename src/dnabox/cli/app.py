@@ -19,11 +19,12 @@ from dnabox.cli import (
     lab,
     observe,
     runbook,
+    ssh,
     stack,
     unlock,
     view,
 )
-from dnabox.cli.common import Session
+from dnabox.cli.common import Session, exit_code_epilog
 from dnabox.locations import Locations
 
 app = typer.Typer(
@@ -35,7 +36,7 @@ app = typer.Typer(
 )
 
 
-@app.callback()
+@app.callback(invoke_without_command=True)
 def root(
     ctx: typer.Context,
     version: Annotated[bool, typer.Option("--version", help="Print the version and exit.",
@@ -49,6 +50,8 @@ def root(
         typer.echo(f"dnabox {__version__}")
         raise typer.Exit(0)
     ctx.obj = Session(Locations.discover(), verbosity=-1 if quiet else verbose)
+    if ctx.invoked_subcommand is None:
+        typer.echo(ctx.get_help())
 
 
 app.add_typer(inventory.app, name="inventory")
@@ -61,12 +64,27 @@ app.command("status")(observe.status)
 app.command("drift")(observe.drift)
 app.command("exec")(fanout.exec_command)
 app.command("unlock")(unlock.unlock_command)
+app.command("ssh")(ssh.ssh)
 app.command("demo")(demo.demo)
 app.command("view")(view.view)
 app.command("bootstrap")(bootstrap.bootstrap)
 app.add_typer(bundle.app, name="bundle")
 app.add_typer(agent.app, name="agent")
 app.add_typer(dna.app, name="dna")
+
+
+def _with_exit_codes(typer_app: typer.Typer) -> None:
+    """Every command and group, present and future, lists the exit-code table in --help."""
+    typer_app.info.epilog = exit_code_epilog()
+    for info in typer_app.registered_commands:
+        info.epilog = exit_code_epilog()
+    for group in typer_app.registered_groups:
+        group.epilog = exit_code_epilog()
+        if group.typer_instance is not None:
+            _with_exit_codes(group.typer_instance)
+
+
+_with_exit_codes(app)
 
 
 def main() -> None:

@@ -16,24 +16,27 @@ from rich.table import Table
 from dnabox.adapters.ansible import TaskEvent
 from dnabox.cli.common import (
     DEFAULT_INVENTORY,
+    BoxOption,
+    ClusterOption,
     InventoryOption,
     JsonOption,
+    LimitOption,
+    SiteOption,
+    TierOption,
     command,
     fleet_from,
     locations,
     print_json,
+    selection,
     stderr,
 )
 from dnabox.errors import RemoteError
 from dnabox.provision.bootstrap import bootstrap as run_bootstrap
 
-BoxOption = Annotated[list[str] | None, typer.Option("--box", "-b", help="Only these boxes.")]
-SiteOption = Annotated[list[str] | None, typer.Option("--site", "-s", help="Only these sites.")]
-TierOption = Annotated[list[str] | None, typer.Option("--tier", "-t",
-                                                       help="Only these tiers (core/edge/end).")]
-TagsOption = Annotated[list[str] | None, typer.Option("--role", "-r",
+TagsOption = Annotated[list[str] | None, typer.Option("--role",
                                                        help="Only these roles (Ansible tags).")]
-ForksOption = Annotated[int, typer.Option("--forks", help="Boxes Ansible works on at once.")]
+ForksOption = Annotated[int, typer.Option("--forks", "-f",
+                                          help="Boxes Ansible works on at once.")]
 
 
 @dataclass
@@ -104,6 +107,8 @@ def bootstrap(
     box: BoxOption = None,
     site: SiteOption = None,
     tier: TierOption = None,
+    cluster: ClusterOption = None,
+    limit: LimitOption = None,
     role: TagsOption = None,
     forks: ForksOption = 50,
     json_output: JsonOption = False,
@@ -112,15 +117,15 @@ def bootstrap(
 
     Renders the Ansible inventory from the fleet, checks that every artifact the chosen
     boxes need is declared (before touching any box), then runs every role each box needs,
-    showing progress per box. Exit 0 when every box converged, 4 when one failed.
+    showing progress per box. Exit 0 when every box converged, 1 when one failed.
 
     Example: dnabox bootstrap -i inventory/lab.yaml --site edge-a --json
     """
     err = stderr()
     with ProgressTable(err) as progress:
-        report = run_bootstrap(fleet_from(inventory), locations(ctx), boxes=box, sites=site,
-                               tiers=tier, roles=role, forks=forks, on_start=progress.start,
-                               on_event=progress)
+        report = run_bootstrap(fleet_from(inventory), locations(ctx),
+                               selection(box, site, tier, cluster, limit), roles=role,
+                               forks=forks, on_start=progress.start, on_event=progress)
     for box_name, row in progress.rows.items():
         if row.failure:
             err.print(f"[red]{box_name}[/]: {escape(row.failure)}", highlight=False)

@@ -1,23 +1,25 @@
-"""What every command group shares: option types, output, and error-to-exit-code mapping."""
+"""What every command shares: the options of the CLI contract (docs/CLI.md), the session the
+root builds, JSON output, and the error-to-exit-code mapping."""
 
 from __future__ import annotations
 
 import functools
-import json
-import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
+import click
 import typer
 from rich.console import Console
 from rich.markup import escape
 
-from dnabox.errors import DnaboxError, InventoryError
+from dnabox.cli import envelope
+from dnabox.errors import EXIT_CODES, EXIT_INTERRUPTED, DnaboxError, InventoryError
 from dnabox.inventory import Fleet, load_fleet
 from dnabox.locations import Locations
+from dnabox.plan.selection import Selection
 
 DEFAULT_INVENTORY = Path("inventory/lab.yaml")
 INVENTORY_ENV = "DNABOX_INVENTORY"
@@ -27,6 +29,33 @@ InventoryOption = Annotated[
     typer.Option("--inventory", "-i", help="Fleet description (YAML).", show_default=True,
                  envvar=INVENTORY_ENV),
 ]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON "
+                                          "(schema dnabox/v1, docs/json/).")]
+
+# The selectors of every command that touches boxes (plan.selection has the rules).
+BoxOption = Annotated[list[str] | None, typer.Option(
+    "--box", help="Only these boxes (repeatable, shell globs: 'edge-*').")]
+SiteOption = Annotated[list[str] | None, typer.Option(
+    "--site", help="Only boxes of these sites (repeatable, globs).")]
+TierOption = Annotated[list[str] | None, typer.Option(
+    "--tier", help="Only boxes of these tiers: core, edge, end (repeatable, globs).")]
+ClusterOption = Annotated[list[str] | None, typer.Option(
+    "--cluster", "-c", help="Only boxes of these clusters (repeatable, globs).")]
+LimitOption = Annotated[str | None, typer.Option(
+    "--limit", "-l", help="Ansible pattern over boxes and groups: 'site_edge_a:!edge-a-2', "
+                          "'tier_edge:&cluster_edge', '~^edge-'.")]
+
+
+def selection(box: list[str] | None, site: list[str] | None, tier: list[str] | None,
+              cluster: list[str] | None, limit: str | None) -> Selection:
+    return Selection(tuple(box or ()), tuple(site or ()), tuple(tier or ()),
+                     tuple(cluster or ()), limit or "")
+
+
+def exit_code_epilog() -> str:
+    """The exit-code table, as every --help ends."""
+    rows = "\n".join(f"{code:>3}  {meaning}" for code, meaning in EXIT_CODES.items())
+    return f"Exit codes (the same for every command; docs/CLI.md):\n{rows}"
 
 
 @dataclass(frozen=True)
@@ -47,7 +76,6 @@ def session(ctx: typer.Context) -> Session:
 
 def locations(ctx: typer.Context) -> Locations:
     return session(ctx).locations
-JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
 
 
 def stdout() -> Console:
@@ -58,9 +86,30 @@ def stderr() -> Console:
     return Console(stderr=True, highlight=False)
 
 
+def command_name() -> str:
+    """The running command as the JSON envelope names it: ``stack.config``, ``up``."""
+    context = click.get_current_context(silent=True)
+    if context is None:
+        return "dnabox"
+    return ".".join(context.command_path.split()[1:]) or "dnabox"
+
+
+def print_json(value: dict[str, Any]) -> None:
+    """One versioned JSON document on stdout (see :mod:`dnabox.cli.envelope`)."""
+    envelope.write(command_name(), value)
+
+
+def error_document(exc: DnaboxError) -> dict[str, Any]:
+    problems = [{"file": p.file, "line": p.line, "field": p.field, "message": p.message}
+                for p in getattr(exc, "problems", [])]
+    return {"ok": False, "error": {"message": exc.message, "hint": exc.hint or None,
+                                   "exit_code": exc.exit_code, "problems": problems}}
+
+
 @contextmanager
-def user_errors() -> Iterator[None]:
-    """Turn dnabox errors into a message and an exit code; never a traceback."""
+def user_errors(json_output: bool = False) -> Iterator[None]:
+    """Turn dnabox errors into a message and an exit code; never a traceback. Under --json
+    the error is also a JSON document on stdout."""
     try:
         yield
     except InventoryError as exc:
@@ -71,6 +120,8 @@ def user_errors() -> Iterator[None]:
             # Never wrapped: editors and grep read `file:line: field:` from one line.
             err.print(f"  {problem}", markup=False, soft_wrap=True)
         err.print(f"  hint: {exc.hint}", markup=False)
+        if json_output:
+            print_json(error_document(exc))
         raise typer.Exit(exc.exit_code) from None
     except DnaboxError as exc:
         err = stderr()
@@ -78,26 +129,24 @@ def user_errors() -> Iterator[None]:
         err.print(f"[red]error:[/] {escape(exc.message)}", markup=True, highlight=False)
         if exc.hint:
             err.print(f"  hint: {exc.hint}", markup=False)
+        if json_output:
+            print_json(error_document(exc))
         raise typer.Exit(exc.exit_code) from None
     except KeyboardInterrupt:
         stderr().print("interrupted")
-        raise typer.Exit(130) from None
+        raise typer.Exit(EXIT_INTERRUPTED) from None
 
 
 def fleet_from(path: Path) -> Fleet:
     return load_fleet(path)
 
 
-def print_json(value: Any) -> None:
-    sys.stdout.write(json.dumps(value, indent=None, sort_keys=False, default=str) + "\n")
-
-
 def command(func: Callable[..., Any]) -> Callable[..., Any]:
-    """Decorator: run ``func`` inside :func:`user_errors`."""
+    """Decorator: run ``func`` inside :func:`user_errors` (JSON errors when --json)."""
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        with user_errors():
+        with user_errors(bool(kwargs.get("json_output"))):
             return func(*args, **kwargs)
 
     return wrapper

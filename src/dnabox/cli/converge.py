@@ -10,27 +10,40 @@ from rich.table import Table
 from dnabox.cli.agent import start_agent_after
 from dnabox.cli.common import (
     DEFAULT_INVENTORY,
+    BoxOption,
+    ClusterOption,
     InventoryOption,
     JsonOption,
+    LimitOption,
+    SiteOption,
+    TierOption,
     command,
     fleet_from,
     locations,
     print_json,
+    selection,
     stdout,
 )
 from dnabox.cli.progress import JsonLines, SiteProgress
 from dnabox.plan.desired import plan_fleet
+from dnabox.plan.selection import select
 from dnabox.provision.engine import Engine, Provisioner, UpOptions
 from dnabox.provision.event_relay import EventRelay
 from dnabox.provision.inspect import read_fleet
 from dnabox.provision.scheduler import UnitOutcome
 
-BoxOption = Annotated[list[str] | None, typer.Option("--box", "-b", help="Only these boxes.")]
-
 
 @command
-def plan(ctx: typer.Context, inventory: InventoryOption = DEFAULT_INVENTORY, box: BoxOption = None,
-         json_output: JsonOption = False) -> None:
+def plan(
+    ctx: typer.Context,
+    inventory: InventoryOption = DEFAULT_INVENTORY,
+    box: BoxOption = None,
+    site: SiteOption = None,
+    tier: TierOption = None,
+    cluster: ClusterOption = None,
+    limit: LimitOption = None,
+    json_output: JsonOption = False,
+) -> None:
     """Show per box which roles `dnabox up` would run and why, with file diffs.
 
     A role runs when it is new on the box, its desired state changed, or a file it
@@ -39,8 +52,9 @@ def plan(ctx: typer.Context, inventory: InventoryOption = DEFAULT_INVENTORY, box
     Example: dnabox plan -i inventory/lab.yaml
     """
     fleet = fleet_from(inventory)
+    boxes = [b.name for b in select(fleet, selection(box, site, tier, cluster, limit))]
     plans = plan_fleet(fleet, locations(ctx))
-    readings = read_fleet(fleet, plans, with_diffs=True, boxes=box)
+    readings = read_fleet(fleet, plans, with_diffs=True, boxes=boxes)
     if json_output:
         print_json({"boxes": [r.as_json() | {"diffs": r.diffs} for r in readings]})
         return
@@ -64,11 +78,15 @@ def up(
     ctx: typer.Context,
     inventory: InventoryOption = DEFAULT_INVENTORY,
     box: BoxOption = None,
+    site: SiteOption = None,
+    tier: TierOption = None,
+    cluster: ClusterOption = None,
+    limit: LimitOption = None,
     resume: Annotated[bool, typer.Option(help="Skip units the interrupted run finished.")] = False,
     parallel: Annotated[int, typer.Option(help="Work units at once, whole fleet.")] = 16,
     per_site: Annotated[int, typer.Option(help="Work units at once within one site.")] = 8,
-    forks: Annotated[int, typer.Option(help="Ansible forks per site shard; boxes at once "
-                                       "on the direct path.")] = 50,
+    forks: Annotated[int, typer.Option("--forks", "-f", help="Ansible forks per site shard; "
+                                       "boxes at once on the direct path.")] = 50,
     engine: Annotated[Engine, typer.Option(
         help="auto: roles that can (base, container_runtime, ovs, cni without artifacts) "
              "run as one SSH round trip per box, the rest through ansible-playbook; "
@@ -85,8 +103,10 @@ def up(
     Example: dnabox up -i inventory/lab.yaml
     """
     fleet = fleet_from(inventory)
+    chosen = selection(box, site, tier, cluster, limit)
+    only = frozenset() if chosen.everything else frozenset(b.name for b in select(fleet, chosen))
     options = UpOptions(max_parallel=parallel, per_site=per_site, forks=forks, resume=resume,
-                        only_boxes=frozenset(box or []), engine=engine)
+                        only_boxes=only, engine=engine)
     renderer = JsonLines() if json_output else SiteProgress(stdout())
     where = locations(ctx)
     with renderer:

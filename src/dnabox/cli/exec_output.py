@@ -6,12 +6,13 @@ rich console, so both paths print byte-for-byte the same lines and never wrap an
 
 from __future__ import annotations
 
-import json
 import sys
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
+
+from dnabox.cli.envelope import write
 
 
 class Outcome(Protocol):
@@ -62,10 +63,9 @@ class ExecPrinter:
     def finish(self, results: Sequence[Outcome]) -> int:
         """Print the JSON document or the summary; the exit code (1: a box failed)."""
         if self.json_output:
-            document = {"boxes": [{"name": r.box, "rc": r.rc, "seconds": round(r.seconds, 3),
-                                   "error": r.error or None, "output": self.collected[r.box]}
-                                  for r in results]}
-            sys.stdout.write(json.dumps(document, default=str) + "\n")
+            write("exec", {"boxes": [{"name": r.box, "rc": r.rc, "seconds": round(r.seconds, 3),
+                                      "error": r.error or None, "output": self.collected[r.box]}
+                                     for r in results]})
         else:
             for r in results:
                 if r.rc != 0:

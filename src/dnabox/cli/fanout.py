@@ -9,14 +9,20 @@ import typer
 from dnabox.cli.agent import start_agent_after
 from dnabox.cli.common import (
     DEFAULT_INVENTORY,
+    BoxOption,
+    ClusterOption,
     InventoryOption,
     JsonOption,
+    LimitOption,
+    SiteOption,
+    TierOption,
     command,
     fleet_from,
     locations,
+    selection,
 )
 from dnabox.cli.exec_output import ExecPrinter, command_line
-from dnabox.plan.selection import select_boxes
+from dnabox.plan.selection import select
 from dnabox.provision.fanout import fan_out
 
 
@@ -25,11 +31,11 @@ def exec_command(
     ctx: typer.Context,
     cmd: Annotated[list[str], typer.Argument(help="The command, after `--`.")],
     inventory: InventoryOption = DEFAULT_INVENTORY,
-    box: Annotated[list[str] | None, typer.Option("--box", "-b", help="Only these boxes.")] = None,
-    site: Annotated[
-        list[str] | None, typer.Option("--site", "-s", help="Only these sites.")] = None,
-    tier: Annotated[
-        list[str] | None, typer.Option("--tier", "-t", help="core, edge or end.")] = None,
+    box: BoxOption = None,
+    site: SiteOption = None,
+    tier: TierOption = None,
+    cluster: ClusterOption = None,
+    limit: LimitOption = None,
     parallel: Annotated[int, typer.Option(help="Boxes at once.")] = 64,
     json_output: JsonOption = False,
 ) -> None:
@@ -43,7 +49,7 @@ def exec_command(
     Example: dnabox exec -i inventory/lab.yaml --tier edge -- uptime
     """
     fleet = fleet_from(inventory)
-    boxes = select_boxes(fleet, boxes=box, sites=site, tiers=tier)
+    boxes = select(fleet, selection(box, site, tier, cluster, limit))
     printer = ExecPrinter([b.name for b in boxes], json_output)
     results = fan_out(fleet, boxes, command_line(cmd), printer.line, parallel=parallel)
     code = printer.finish(results)

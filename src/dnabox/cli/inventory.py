@@ -11,7 +11,16 @@ from rich.table import Table
 from rich.text import Text
 
 from dnabox.adapters.graphviz import render, topology_dot
-from dnabox.cli.common import JsonOption, command, fleet_from, print_json, stdout
+from dnabox.cli.common import (
+    DEFAULT_INVENTORY,
+    InventoryOption,
+    JsonOption,
+    command,
+    error_document,
+    fleet_from,
+    print_json,
+    stdout,
+)
 from dnabox.errors import InventoryError
 from dnabox.inventory import Fleet
 from dnabox.inventory.paths import path_fields
@@ -20,27 +29,38 @@ from dnabox.plan.topology import COLLAPSE_ABOVE, topology_view
 
 app = typer.Typer(help="Validate, show and draw fleet descriptions.", no_args_is_help=True)
 
-FileArgument = Annotated[Path, typer.Argument(help="Fleet description (YAML).")]
+FileArgument = Annotated[Path | None, typer.Argument(
+    help="Fleet description (YAML); the same as -i FILE.", show_default=False)]
+
+
+def _fleet_file(file: Path | None, inventory: Path) -> Path:
+    """The positional FILE where given (as before), else -i/--inventory/$DNABOX_INVENTORY."""
+    return file if file is not None else inventory
 
 
 @app.command()
 @command
-def validate(file: FileArgument, json_output: JsonOption = False) -> None:
+def validate(file: FileArgument = None, inventory: InventoryOption = DEFAULT_INVENTORY,
+             json_output: JsonOption = False) -> None:
     """Check a fleet file; list every problem with its file, line and field.
 
-    Exit 0 when valid, 1 when not. Nothing is changed either way. With --json, an
-    invalid file prints {"valid": false, "problems": [{file, line, field, message}]}.
+    Exit 0 when valid, 4 when not. Nothing is changed either way. With --json, an
+    invalid file prints {"valid": false, "problems": [{file, line, field, message}]} (and
+    the usual error document's "ok": false and "error").
 
     Example: dnabox inventory validate inventory/smartx-playground.yaml
     """
+    file = _fleet_file(file, inventory)
     try:
         fleet = fleet_from(file)
     except InventoryError as exc:
         if json_output:
-            print_json({"file": str(file), "valid": False, **exc.as_json()})
+            print_json({"file": str(file), "valid": False, **exc.as_json(),
+                        **error_document(exc)})
         raise
     if json_output:
-        print_json({"file": str(file), "valid": True, "boxes": len(fleet.boxes)})
+        print_json({"ok": True, "file": str(file), "valid": True, "sites": len(fleet.sites),
+                    "boxes": len(fleet.boxes), "clusters": len(fleet.clusters)})
         return
     stdout().print(
         f"[green]valid[/]: {escape(str(file))} - {len(fleet.sites)} sites, "
@@ -51,12 +71,13 @@ def validate(file: FileArgument, json_output: JsonOption = False) -> None:
 
 @app.command()
 @command
-def show(file: FileArgument, json_output: JsonOption = False) -> None:
+def show(file: FileArgument = None, inventory: InventoryOption = DEFAULT_INVENTORY,
+         json_output: JsonOption = False) -> None:
     """Show the sites, boxes and clusters of a fleet as tables (or JSON).
 
     Example: dnabox inventory show inventory/lab.yaml --json
     """
-    fleet = fleet_from(file)
+    fleet = fleet_from(_fleet_file(file, inventory))
     if json_output:
         print_json(fleet.model_dump(mode="json"))
         return
@@ -120,7 +141,8 @@ def _files_table(fleet: Fleet) -> Table:
 @app.command()
 @command
 def graph(
-    file: FileArgument,
+    file: FileArgument = None,
+    inventory: InventoryOption = DEFAULT_INVENTORY,
     output: Annotated[
         Path, typer.Option("--output", "-o", help="Picture to write: .svg, .png or .dot.")
     ] = Path("topology.svg"),
@@ -143,7 +165,7 @@ def graph(
 
     Example: dnabox inventory graph inventory/smartx-playground.yaml -o topology.png
     """
-    fleet = fleet_from(file)
+    fleet = fleet_from(_fleet_file(file, inventory))
     view = topology_view(fleet, collapse_above=collapse_above, expand=expand or ())
     render(topology_dot(view), output)
     stdout().print(f"wrote {output}", markup=False, soft_wrap=True)

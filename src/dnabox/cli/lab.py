@@ -63,7 +63,7 @@ def up(inventory: InventoryOption = DEFAULT_INVENTORY, json_output: JsonOption =
 @app.command()
 @command
 def replace(
-    box: Annotated[list[str], typer.Option("--box", "-b", help="Box to replace (repeatable).")],
+    box: Annotated[list[str], typer.Option("--box", help="Box to replace (repeatable).")],
     inventory: InventoryOption = DEFAULT_INVENTORY,
 ) -> None:
     """Swap lab boxes for "new hardware": same name and address, blank disk, new host key.

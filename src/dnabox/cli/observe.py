@@ -7,23 +7,38 @@ from rich.table import Table
 
 from dnabox.cli.common import (
     DEFAULT_INVENTORY,
+    BoxOption,
+    ClusterOption,
     InventoryOption,
     JsonOption,
+    LimitOption,
+    SiteOption,
+    TierOption,
     command,
     fleet_from,
     locations,
     print_json,
+    selection,
     stdout,
 )
 from dnabox.plan.desired import plan_fleet
+from dnabox.plan.selection import select
 from dnabox.provision.inspect import read_fleet
 
 STATE_STYLE = {"converged": "green", "pending": "yellow", "unreachable": "red"}
 
 
 @command
-def status(ctx: typer.Context, inventory: InventoryOption = DEFAULT_INVENTORY,
-           json_output: JsonOption = False) -> None:
+def status(
+    ctx: typer.Context,
+    inventory: InventoryOption = DEFAULT_INVENTORY,
+    box: BoxOption = None,
+    site: SiteOption = None,
+    tier: TierOption = None,
+    cluster: ClusterOption = None,
+    limit: LimitOption = None,
+    json_output: JsonOption = False,
+) -> None:
     """Show per box whether it is converged, pending (roles to run) or unreachable.
 
     One SSH round trip per box, all boxes in parallel. Exit 1 when any box is not converged.
@@ -31,7 +46,8 @@ def status(ctx: typer.Context, inventory: InventoryOption = DEFAULT_INVENTORY,
     Example: dnabox status -i inventory/lab.yaml --json
     """
     fleet = fleet_from(inventory)
-    readings = read_fleet(fleet, plan_fleet(fleet, locations(ctx)))
+    boxes = [b.name for b in select(fleet, selection(box, site, tier, cluster, limit))]
+    readings = read_fleet(fleet, plan_fleet(fleet, locations(ctx)), boxes=boxes)
     if json_output:
         print_json({"boxes": [r.as_json() for r in readings]})
     else:
@@ -49,8 +65,16 @@ def status(ctx: typer.Context, inventory: InventoryOption = DEFAULT_INVENTORY,
 
 
 @command
-def drift(ctx: typer.Context, inventory: InventoryOption = DEFAULT_INVENTORY,
-          json_output: JsonOption = False) -> None:
+def drift(
+    ctx: typer.Context,
+    inventory: InventoryOption = DEFAULT_INVENTORY,
+    box: BoxOption = None,
+    site: SiteOption = None,
+    tier: TierOption = None,
+    cluster: ClusterOption = None,
+    limit: LimitOption = None,
+    json_output: JsonOption = False,
+) -> None:
     """Compare every file dnabox manages on the boxes with its desired content.
 
     Prints a unified diff (box -> desired) per drifted or missing file. Exit 1 on drift.
@@ -58,19 +82,21 @@ def drift(ctx: typer.Context, inventory: InventoryOption = DEFAULT_INVENTORY,
     Example: dnabox drift -i inventory/lab.yaml
     """
     fleet = fleet_from(inventory)
-    readings = read_fleet(fleet, plan_fleet(fleet, locations(ctx)), with_diffs=True)
+    boxes = [b.name for b in select(fleet, selection(box, site, tier, cluster, limit))]
+    readings = read_fleet(fleet, plan_fleet(fleet, locations(ctx)), with_diffs=True,
+                          boxes=boxes)
     drifted = {r.box: r.diffs for r in readings if r.diffs}
     unreachable = {r.box: r.error for r in readings if r.state is None}
     if json_output:
         print_json({"drifted": drifted, "unreachable": unreachable})
     else:
         out = stdout()
-        for box, diffs in sorted(drifted.items()):
+        for name, diffs in sorted(drifted.items()):
             for path, diff in sorted(diffs.items()):
-                out.rule(f"{box}: {path}")
+                out.rule(f"{name}: {path}")
                 out.print(diff, markup=False, highlight=False)
-        for box, error in sorted(unreachable.items()):
-            out.print(f"[red]{box}: unreachable[/] {error}")
+        for name, error in sorted(unreachable.items()):
+            out.print(f"[red]{name}: unreachable[/] {error}")
         if not drifted and not unreachable:
             out.print(f"[green]no drift[/] on {len(readings)} boxes")
     if drifted or unreachable:

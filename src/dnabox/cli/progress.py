@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import sys
 import threading
 from types import TracebackType
 
@@ -17,6 +15,8 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 
+from dnabox.cli import envelope
+from dnabox.cli.common import command_name
 from dnabox.provision.events import Event
 
 FINAL = {"ok", "changed", "skipped", "failed", "blocked"}
@@ -25,11 +25,14 @@ STYLE = {"ok": "green", "changed": "yellow", "skipped": "dim", "failed": "red",
 
 
 class JsonLines:
-    """``--json``: one event per line on stdout, for scripts."""
+    """``--json``: one event per line on stdout, for scripts (schema dnabox/v1)."""
+
+    def __init__(self, command: str | None = None) -> None:
+        # Named now: events arrive on worker threads, where no click context is current.
+        self.command = command or command_name()
 
     def __call__(self, event: Event) -> None:
-        sys.stdout.write(json.dumps(event.as_json(), default=str) + "\n")
-        sys.stdout.flush()
+        envelope.write(self.command, event.as_json())
 
     def __enter__(self) -> JsonLines:
         return self

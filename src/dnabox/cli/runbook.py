@@ -10,12 +10,18 @@ from rich.table import Table
 
 from dnabox.cli.common import (
     DEFAULT_INVENTORY,
+    BoxOption,
+    ClusterOption,
     InventoryOption,
     JsonOption,
+    LimitOption,
+    SiteOption,
+    TierOption,
     command,
     fleet_from,
     locations,
     print_json,
+    selection,
     stdout,
 )
 from dnabox.cli.progress import JsonLines, SiteProgress
@@ -69,9 +75,11 @@ def run(
     ctx: typer.Context,
     name: Annotated[str, typer.Argument(help="Runbook name (see `dnabox runbook list`).")],
     inventory: InventoryOption = DEFAULT_INVENTORY,
-    box: Annotated[list[str] | None, typer.Option("--box", "-b", help="Target boxes.")] = None,
-    site: Annotated[list[str] | None, typer.Option("--site", "-s", help="Target sites.")] = None,
-    tier: Annotated[list[str] | None, typer.Option("--tier", "-t", help="Target tiers.")] = None,
+    box: BoxOption = None,
+    site: SiteOption = None,
+    tier: TierOption = None,
+    cluster: ClusterOption = None,
+    limit: LimitOption = None,
     role: Annotated[str | None, typer.Option(
         help="rolling_upgrade: the role [default: container_runtime].")] = None,
     max_unavailable: Annotated[int | None, typer.Option(
@@ -82,9 +90,6 @@ def run(
              "run.")] = False,
     to: Annotated[str | None, typer.Option(
         help="k8s_upgrade: the Kubernetes minor to move to.")] = None,
-    cluster: Annotated[list[str] | None, typer.Option(
-        "--cluster", "-c", help="k8s_upgrade (all when none), replace_control_plane: the "
-        "cluster.")] = None,
     old: Annotated[str | None, typer.Option(
         help="replace_control_plane: the failed control plane's name.")] = None,
     drain_timeout: Annotated[str | None, typer.Option(
@@ -101,7 +106,8 @@ def run(
     """Run a runbook on the selected boxes (all boxes when none is selected).
 
     Each runbook takes only its own options (see `dnabox runbook show NAME`); another is
-    refused.
+    refused. --cluster selects boxes like everywhere else, and for k8s_upgrade (all clusters
+    when none) and replace_control_plane it names the cluster the runbook works on.
 
     Examples:
       dnabox runbook run add_box -i inventory/lab.yaml --box edge-a-2
@@ -111,16 +117,17 @@ def run(
       dnabox runbook run replace_control_plane -i fleet.yaml --cluster core --old core-2 \
           --box core-4
     """
-    runbooks.spec(name)  # an unknown name is refused before the inventory is read
+    # An unknown name is refused before the inventory is read.
+    takes_cluster = "cluster" in runbooks.spec(name).options
     options = runbooks.RunbookOptions(
         role=role, max_unavailable=max_unavailable, resume=resume, force=force, dest=dest,
-        to=to, cluster=tuple(cluster) if cluster else None, old=old,
+        to=to, cluster=tuple(cluster) if cluster and takes_cluster else None, old=old,
         drain_timeout=drain_timeout, patch=patch)
+    chosen = selection(box, site, tier, None if takes_cluster else cluster, limit)
     renderer = JsonLines() if json_output else SiteProgress(stdout())
     with renderer:
         context = runbooks.RunbookContext(fleet_from(inventory), locations(ctx), renderer)
-        report = runbooks.run_runbook(context, name, boxes=box, sites=site, tiers=tier,
-                                      options=options)
+        report = runbooks.run_runbook(context, name, chosen, options=options)
     if json_output:
         print_json(report.as_json())
     else:

@@ -21,14 +21,14 @@ from dnabox.cli.common import (
     print_json,
     stdout,
 )
-from dnabox.errors import DnaboxError
+from dnabox.errors import EXIT_FAILED, DnaboxError
 from dnabox.layers import stack_config
 
 app = typer.Typer(help="Pulumi stacks: one per cluster, named <fleet>-<cluster> "
                        "(see docs/STACKS.md).",
                   no_args_is_help=True)
 
-ClusterOption = Annotated[
+StackClusterOption = Annotated[
     str | None, typer.Option("--cluster", "-c", help="Only this cluster's stack.")
 ]
 ParallelOption = Annotated[
@@ -41,7 +41,7 @@ ParallelOption = Annotated[
 def config(
     ctx: typer.Context,
     inventory: InventoryOption = DEFAULT_INVENTORY,
-    cluster: ClusterOption = None,
+    cluster: StackClusterOption = None,
     output: Annotated[
         Path | None, typer.Option("--output", "-o", help="Project directory (holds Pulumi.yaml; "
                                   "default: the fleet repo).")
@@ -66,8 +66,7 @@ def config(
     files = stack_config.stack_files(fleet, reference, project, cluster)
     stale = [f.name for f in files if not f.current]
     if json_output:
-        listing = {f.name: f.text for f in files}
-        print_json({"files": listing, "stale": stale} if check else listing)
+        print_json({"files": {f.name: f.text for f in files}, "stale": stale})
     if check:
         if stale:
             raise stack_config.StaleStackConfig(f"stale stack config: {', '.join(stale)}",
@@ -93,7 +92,8 @@ def _run(ctx: typer.Context, inventory: Path, cluster: str | None,
     jobs = pulumi_adapter.plan_jobs(fleet, inventory, operation, locations(ctx), cluster)
     outcomes = pulumi_adapter.run_stacks(jobs, parallel=parallel)
     if json_output:
-        print_json([o.as_dict() for o in outcomes])
+        print_json({"ok": all(o.ok for o in outcomes),
+                    "stacks": [o.as_dict() for o in outcomes]})
     else:
         table = Table(title=f"pulumi {operation} - {fleet.name}")
         for column in ("stack", "result", "changes", "log"):
@@ -113,13 +113,13 @@ def _run(ctx: typer.Context, inventory: Path, cluster: str | None,
 class StackFailed(DnaboxError):
     """A stack operation failed (its log says why)."""
 
-    exit_code = 1
+    exit_code = EXIT_FAILED
 
 
 @app.command()
 @command
 def preview(ctx: typer.Context, inventory: InventoryOption = DEFAULT_INVENTORY,
-            cluster: ClusterOption = None, parallel: ParallelOption = 0,
+            cluster: StackClusterOption = None, parallel: ParallelOption = 0,
             json_output: JsonOption = False) -> None:
     """Show what `up` would change on each cluster's stack, in parallel.
 
@@ -131,7 +131,7 @@ def preview(ctx: typer.Context, inventory: InventoryOption = DEFAULT_INVENTORY,
 @app.command()
 @command
 def up(ctx: typer.Context, inventory: InventoryOption = DEFAULT_INVENTORY,
-       cluster: ClusterOption = None, parallel: ParallelOption = 0,
+       cluster: StackClusterOption = None, parallel: ParallelOption = 0,
        yes: Annotated[bool, typer.Option("--yes", help="Apply without the preview and the "
                                          "question (CI).")] = False,
        json_output: JsonOption = False) -> None:
@@ -161,7 +161,7 @@ def up(ctx: typer.Context, inventory: InventoryOption = DEFAULT_INVENTORY,
 def destroy(
     ctx: typer.Context,
     inventory: InventoryOption = DEFAULT_INVENTORY,
-    cluster: ClusterOption = None,
+    cluster: StackClusterOption = None,
     yes: Annotated[bool, typer.Option("--yes", help="Confirm the destruction.")] = False,
     parallel: ParallelOption = 0,
     json_output: JsonOption = False,

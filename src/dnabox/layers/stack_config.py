@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from dnabox.errors import DnaboxError
+from dnabox.errors import EXIT_FAILED, DnaboxError
 from dnabox.inventory.model import Cluster, Fleet
 from dnabox.locations import STATE_DIR_NAME
 
@@ -40,7 +40,7 @@ PROJECT_NAME = "dnabox"
 class StaleStackConfig(DnaboxError):
     """Checked-in stack config no longer matches what the inventory generates."""
 
-    exit_code = 1
+    exit_code = EXIT_FAILED
 
 
 def qualified(key: str) -> str:

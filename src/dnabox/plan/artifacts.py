@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from dnabox.errors import DnaboxError
+from dnabox.errors import EXIT_ARTIFACT_MISSING, DnaboxError
 from dnabox.inventory.model import Artifact, Box, Fleet
 from dnabox.plan.accelerators import TOOLKIT_ARTIFACT
 from dnabox.plan.catalogue import role_spec
@@ -35,7 +35,7 @@ DESCRIPTIONS: dict[str, str] = {
 class ArtifactMissing(DnaboxError):
     """The fleet needs binary artifacts that it does not declare (or the bundle lacks)."""
 
-    exit_code = 6
+    exit_code = EXIT_ARTIFACT_MISSING
 
 
 @dataclass(frozen=True)

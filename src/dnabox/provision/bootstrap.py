@@ -17,7 +17,7 @@ from dnabox.inventory.model import Fleet
 from dnabox.locations import Locations
 from dnabox.plan.ansible_inventory import render_inventory
 from dnabox.plan.artifacts import check_artifacts
-from dnabox.plan.selection import select_boxes
+from dnabox.plan.selection import Selection, select
 from dnabox.provision.dna_credentials import box_secrets
 
 
@@ -50,14 +50,13 @@ class BootstrapReport:
         return {"boxes": [asdict(b) for b in self.boxes], "seconds": round(self.seconds, 1)}
 
 
-def bootstrap(fleet: Fleet, locations: Locations, *, boxes: Sequence[str] | None = None,
-              sites: Sequence[str] | None = None, tiers: Sequence[str] | None = None,
+def bootstrap(fleet: Fleet, locations: Locations, chosen_by: Selection | None = None, *,
               roles: Sequence[str] | None = None, forks: int = 50,
               on_start: Callable[[list[str]], None] | None = None,
               on_event: Callable[[TaskEvent], None] | None = None) -> BootstrapReport:
     """Run site.yml on the selected boxes (every box when nothing is selected), only
     ``roles`` when given; ``on_start`` hears the chosen boxes, ``on_event`` every task."""
-    chosen = [b.name for b in select_boxes(fleet, boxes=boxes, sites=sites, tiers=tiers)]
+    chosen = [b.name for b in select(fleet, chosen_by or Selection())]
     check_artifacts(fleet, chosen)
     rendered = render_inventory(fleet, locations)
     run_dir = locations.ensure_fleet_state(fleet.name) / "ansible" / "bootstrap"

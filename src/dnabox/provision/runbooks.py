@@ -22,7 +22,7 @@ from dnabox.locations import Locations
 from dnabox.plan.ansible_inventory import render_inventory
 from dnabox.plan.catalogue import CATALOGUE
 from dnabox.plan.roles import roles_for
-from dnabox.plan.selection import select_boxes
+from dnabox.plan.selection import Selection, select
 from dnabox.plan.upgrades import (
     Step,
     UpgradeOptions,
@@ -81,20 +81,20 @@ class RunbookContext:
         return self.locations.ensure_fleet_state(self.fleet.name)
 
 
-def run_runbook(ctx: RunbookContext, name: str, *, boxes: Sequence[str] | None = None,
-                sites: Sequence[str] | None = None, tiers: Sequence[str] | None = None,
+def run_runbook(ctx: RunbookContext, name: str, chosen_by: Selection | None = None, *,
                 options: RunbookOptions | None = None) -> RunbookReport:
     """Run runbook ``name`` on the selected boxes (every box when nothing is selected)."""
     chosen = spec(name)
     options = options or RunbookOptions()
-    if chosen.needs_box and not boxes:
+    chosen_by = chosen_by or Selection()
+    if chosen.needs_box and not chosen_by.boxes:
         raise DnaboxError(f"{name} needs --box NAME", hint="name the box from the inventory")
     refused = [o for o in options.given() if o not in chosen.options]
     if refused:
         flags = ", ".join("--" + o.replace("_", "-") for o in refused)
         raise DnaboxError(f"{name} does not take {flags}",
                           hint=f"`dnabox runbook show {name}` says what it does")
-    targets = select_boxes(ctx.fleet, boxes=boxes, sites=sites, tiers=tiers)
+    targets = select(ctx.fleet, chosen_by)
     return chosen.run(ctx, targets, options)
 
 
