@@ -74,7 +74,7 @@ def test_receive_rejects_what_is_not_one_json_object_per_line() -> None:
 
 
 def test_parse_mirrors_the_full_cli_options() -> None:
-    parsed = parse(["-i", "f.yaml", "uptime", "-b", "a", "--box=b", "--json", "--tier", "edge",
+    parsed = parse(["-i", "f.yaml", "uptime", "--box", "a", "--box=b", "--json", "--tier", "edge",
                     "--parallel=3", "--", "ls", "-l"])
     assert parsed == (ExecJob(os.path.abspath("f.yaml"), "uptime ls -l", ["a", "b"], [],
                               ["edge"], 3), True)
@@ -85,8 +85,9 @@ def test_parse_mirrors_the_full_cli_options() -> None:
 
 @pytest.mark.parametrize("args", [
     ["--help", "--", "true"], ["-h"], ["-iF", "--", "true"], ["-x", "--", "true"],
-    ["--parallel", "many", "--", "true"], ["-i"], ["-i", "-b", "x", "--", "true"], [],
-    ["-i", "f.yaml"], ["-b=a", "--", "true"],
+    ["--parallel", "many", "--", "true"], ["-i"], ["-i", "--box", "x", "--", "true"], [],
+    ["-i", "f.yaml"], ["--box=-a", "--", "true"], ["-b", "a", "--", "true"],
+    ["--cluster", "core", "--", "true"], ["--limit", "all", "--", "true"],
 ])
 def test_parse_leaves_anything_unusual_to_the_full_cli(args: list[str]) -> None:
     assert parse(args) is None

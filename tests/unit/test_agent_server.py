@@ -88,7 +88,8 @@ def test_plain_output_and_summary_match(running: Running, capsys: pytest.Capture
     assert fast_err.startswith("b: ") and fast_err.endswith("0/1 boxes succeeded\n")
 
 
-@pytest.mark.parametrize("args", [["-b", "nope", "--", "true"], ["--site", "mars", "--", "x"]])
+@pytest.mark.parametrize("args", [["--box", "nope", "--", "true"],
+                                  ["--site", "mars", "--", "x"]])
 def test_bad_selection_falls_back(running: Running, args: list[str]) -> None:
     assert fast_exec.run(["-i", str(running.inventory), *args]) is None
 

@@ -39,8 +39,10 @@ def test_validate_accepts_the_samples(repo_root: Path, sample: str) -> None:
 def test_validate_json(repo_root: Path) -> None:
     result = runner.invoke(app, ["inventory", "validate", str(repo_root / SAMPLES[0]), "--json"])
     assert result.exit_code == 0, result.output
-    assert json.loads(result.stdout) == {"file": str(repo_root / SAMPLES[0]), "valid": True,
-                                         "boxes": 4}
+    assert json.loads(result.stdout) == {
+        "schema": "dnabox/v1", "command": "inventory.validate", "ok": True,
+        "file": str(repo_root / SAMPLES[0]), "valid": True, "sites": 4, "boxes": 4,
+        "clusters": 2}
 
 
 def test_validate_lists_every_problem_and_exits_1(repo_root: Path, tmp_path: Path) -> None:
@@ -55,7 +57,7 @@ def test_validate_lists_every_problem_and_exits_1(repo_root: Path, tmp_path: Pat
 
     result = runner.invoke(app, ["inventory", "validate", str(path)])
 
-    assert result.exit_code == 1
+    assert result.exit_code == 4
     assert "2 problems in the inventory" in result.stderr
     assert f"{path}:{site_line}: boxes[1].site: unknown site 'edge-c'" in result.stderr
     assert f"{path}:{runtimes_line}: clusters[0].runtimes: runc must stay" in result.stderr
@@ -67,13 +69,13 @@ def test_validate_reports_a_syntax_error(repo_root: Path, tmp_path: Path) -> Non
                        "    tier: edge\n\tregion: lab-west\n")
     line = path.read_text().splitlines().index("\tregion: lab-west") + 1
     result = runner.invoke(app, ["inventory", "validate", str(path)])
-    assert result.exit_code == 1
+    assert result.exit_code == 4
     assert f"{path}:{line}: (syntax): invalid YAML" in result.stderr
 
 
-def test_validate_missing_file_exits_1(tmp_path: Path) -> None:
+def test_validate_missing_file_exits_4(tmp_path: Path) -> None:
     result = runner.invoke(app, ["inventory", "validate", str(tmp_path / "none.yaml")])
-    assert result.exit_code == 1
+    assert result.exit_code == 4
     assert "cannot read" in result.stderr
 
 
@@ -98,9 +100,13 @@ def test_show_tables_name_every_box(repo_root: Path) -> None:
 def test_show_refuses_an_invalid_file(repo_root: Path, tmp_path: Path) -> None:
     path = sample_copy(repo_root, tmp_path, "vni: 1001", "vni: 0")
     result = runner.invoke(app, ["inventory", "show", str(path), "--json"])
-    assert result.exit_code == 1
-    assert result.stdout == ""
+    assert result.exit_code == 4
     assert "overlays[0].vni: must be greater than or equal to 1" in result.stderr
+    # Under --json the error is a JSON document on stdout too, naming the same problem.
+    error = json.loads(result.stdout)
+    assert error["schema"] == "dnabox/v1" and error["command"] == "inventory.show"
+    assert error["ok"] is False and error["error"]["exit_code"] == 4
+    assert [p["field"] for p in error["error"]["problems"]] == ["overlays[0].vni"]
 
 
 @pytest.mark.parametrize("sample", SAMPLES)

@@ -43,9 +43,9 @@ def test_select_boxes(repo_root: Path) -> None:
         "end-gist-nuc-1", "end-gist-nuc-2", "end-gist-pi-1"}
     assert [b.name for b in select_boxes(fleet, sites=["jnu-edge"], boxes=["edge-jnu-2"])] == [
         "edge-jnu-2"]
-    with pytest.raises(DnaboxError, match="not in fleet smartx-playground: nope"):
+    with pytest.raises(DnaboxError, match="--box nope: no box of that name"):
         select_boxes(fleet, boxes=["nope"])
-    with pytest.raises(DnaboxError, match="no box matches"):
+    with pytest.raises(DnaboxError, match="no box matches all of the given selectors"):
         select_boxes(fleet, sites=["jnu-edge"], tiers=["core"])
 
 

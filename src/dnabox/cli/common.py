@@ -10,10 +10,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
-import click
 import typer
 from rich.console import Console
 from rich.markup import escape
+from typer._click.globals import get_current_context
 
 from dnabox.cli import envelope
 from dnabox.errors import EXIT_CODES, EXIT_INTERRUPTED, DnaboxError, InventoryError
@@ -88,10 +88,13 @@ def stderr() -> Console:
 
 def command_name() -> str:
     """The running command as the JSON envelope names it: ``stack.config``, ``up``."""
-    context = click.get_current_context(silent=True)
-    if context is None:
-        return "dnabox"
-    return ".".join(context.command_path.split()[1:]) or "dnabox"
+    # Typer runs on its own copy of click, so its context stack, not the click package's.
+    context = get_current_context(silent=True)
+    names = []
+    while context is not None and context.parent is not None:
+        names.append(context.info_name or "")
+        context = context.parent
+    return ".".join(reversed(names)) or "dnabox"
 
 
 def print_json(value: dict[str, Any]) -> None:

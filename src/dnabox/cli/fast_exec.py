@@ -27,17 +27,18 @@ from dnabox.provision.agent_protocol import (
 from dnabox.provision.agent_requests import ExecJob, exec_request
 
 DEFAULT_INVENTORY = "inventory/lab.yaml"  # the full CLI's default (dnabox.cli.common)
+INVENTORY_ENV = "DNABOX_INVENTORY"
 # The agent answers "ready" after at most an inventory reload; longer means it is stuck.
 READY_TIMEOUT = 10.0
-_LISTS = {"-b": "boxes", "--box": "boxes", "-s": "sites", "--site": "sites",
-          "-t": "tiers", "--tier": "tiers"}
+# --cluster and --limit are left to the full CLI (the agent's request has no field for them).
+_LISTS = {"--box": "boxes", "--site": "sites", "--tier": "tiers"}
 _VALUES = {"-i": "inventory", "--inventory": "inventory", "--parallel": "parallel",
            **_LISTS}
 
 
 def parse(args: list[str]) -> tuple[ExecJob, bool] | None:
     """The job and --json from the words after `exec`; None for anything unusual."""
-    values: dict[str, str] = {"inventory": DEFAULT_INVENTORY, "parallel": "64"}
+    values = {"inventory": os.environ.get(INVENTORY_ENV) or DEFAULT_INVENTORY, "parallel": "64"}
     lists: dict[str, list[str]] = {"boxes": [], "sites": [], "tiers": []}
     cmd: list[str] = []
     json_output = False
