@@ -16,6 +16,7 @@ from dnabox.cli import (
     dna,
     fanout,
     inventory,
+    kubeconfig,
     lab,
     observe,
     runbook,
@@ -23,6 +24,7 @@ from dnabox.cli import (
     stack,
     unlock,
     view,
+    where,
 )
 from dnabox.cli.common import Session, exit_code_epilog
 from dnabox.locations import Locations
@@ -65,6 +67,8 @@ app.command("drift")(observe.drift)
 app.command("exec")(fanout.exec_command)
 app.command("unlock")(unlock.unlock_command)
 app.command("ssh")(ssh.ssh)
+app.command("kubeconfig")(kubeconfig.kubeconfig)
+app.command("locations")(where.show_locations)
 app.command("demo")(demo.demo)
 app.command("view")(view.view)
 app.command("bootstrap")(bootstrap.bootstrap)

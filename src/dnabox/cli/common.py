@@ -97,9 +97,21 @@ def command_name() -> str:
     return ".".join(reversed(names)) or "dnabox"
 
 
+PRINTED = "dnabox.json_printed"
+
+
 def print_json(value: dict[str, Any]) -> None:
     """One versioned JSON document on stdout (see :mod:`dnabox.cli.envelope`)."""
     envelope.write(command_name(), value)
+    context = get_current_context(silent=True)
+    if context is not None:
+        # A failure after the report was printed keeps stdout one document (the report).
+        context.meta[PRINTED] = True
+
+
+def _already_printed() -> bool:
+    context = get_current_context(silent=True)
+    return context is not None and bool(context.meta.get(PRINTED))
 
 
 def error_document(exc: DnaboxError) -> dict[str, Any]:
@@ -123,7 +135,7 @@ def user_errors(json_output: bool = False) -> Iterator[None]:
             # Never wrapped: editors and grep read `file:line: field:` from one line.
             err.print(f"  {problem}", markup=False, soft_wrap=True)
         err.print(f"  hint: {exc.hint}", markup=False)
-        if json_output:
+        if json_output and not _already_printed():
             print_json(error_document(exc))
         raise typer.Exit(exc.exit_code) from None
     except DnaboxError as exc:
@@ -132,7 +144,7 @@ def user_errors(json_output: bool = False) -> Iterator[None]:
         err.print(f"[red]error:[/] {escape(exc.message)}", markup=True, highlight=False)
         if exc.hint:
             err.print(f"  hint: {exc.hint}", markup=False)
-        if json_output:
+        if json_output and not _already_printed():
             print_json(error_document(exc))
         raise typer.Exit(exc.exit_code) from None
     except KeyboardInterrupt:

@@ -143,6 +143,8 @@ def render_inventory(fleet: Fleet, locations: Locations) -> dict[str, Any]:
                 "dnabox_fleet": fleet.name,
                 # Every play and template names the on-box state dir through this one variable.
                 "dnabox_state_dir": locations.on_box_state,
+                # Where the kubernetes role leaves the cluster's kubeconfig on the controller.
+                "dnabox_kubeconfig_dir": str(locations.kubeconfig_dir(fleet.name)),
                 "dnabox_artifact_source": fleet.artifacts.source,
                 "dnabox_bundle_dir": fleet.artifacts.bundle_dir or "",
                 # Python 3 is on every supported box; naming it saves a discovery round trip.

@@ -202,8 +202,10 @@ def _plan_box(fleet: Fleet, box: Box, inventory: dict[str, Any], managed: list[M
     return BoxPlan(box.name, site.name, site.tier, tuple(roles))
 
 
-# Variables every role sees but whose value never changes what a role does on the box.
-_CONNECTION_VARS = re.compile(r"^ansible_")
+# Variables every role sees but whose value never changes what a role does on the box:
+# connection settings, and where things live on the controller (an installed dnabox, another
+# checkout or another state dir must not re-run converged roles).
+_CONNECTION_VARS = re.compile(r"^(ansible_|dnabox_templates_dir$|dnabox_kubeconfig_dir$)")
 
 
 _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")

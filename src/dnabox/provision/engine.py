@@ -13,7 +13,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
 import threading
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
@@ -58,6 +57,7 @@ from dnabox.provision.remote import (
     write_fingerprints,
 )
 from dnabox.provision.scheduler import Scheduler, UnitOutcome
+from dnabox.provision.stack_units import run_stack_unit
 
 LEASE_MARK = "@@dnabox-lease@@"
 # Formed by the control_plane/join units, in order, not by the per-site bootstrap.
@@ -434,11 +434,7 @@ class Provisioner:
         formed = [b for b in unit.boxes if self._forms(b)]
         if not formed:
             return UnitOutcome("skipped", "no cluster is formed (kubernetes role skipped)")
-        if shutil.which("pulumi") is None:
-            return UnitOutcome("skipped", "the Pulumi CLI is not installed; "
-                               "run `dnabox stack up` where it is")
-        return UnitOutcome("skipped", "stacks run with `dnabox stack up` once a kubeconfig "
-                           "for the cluster is configured")
+        return run_stack_unit(self.fleet, self.locations, unit.cluster)
 
     def _verify(self, unit: WorkUnit) -> UnitOutcome:
         """Boxes that ran roles must now read back converged (files and fingerprints)."""
