@@ -157,3 +157,21 @@ def test_preflight_command_runs_in_a_posix_shell_and_parses(repo_root: Path,
     assert state.facts.kernel == platform.release()
     assert state.facts.arch == platform.machine()
     assert state.facts.cpus >= 1 and state.facts.memory_kb > 0
+
+
+def test_fingerprints_do_not_depend_on_where_dnabox_or_its_state_lives(tmp_path: Path) -> None:
+    """An installed dnabox (assets in site-packages), another checkout or another state dir
+    plans the same fingerprints: converged boxes stay converged."""
+    import shutil
+
+    from dnabox.locations import ASSETS
+
+    root = Path(__file__).resolve().parents[2]
+    fleet = load_fleet(root / "inventory" / "smartx-playground.yaml")
+    here = Locations(project=root, state=root / ".dnabox")
+    shutil.copytree(ASSETS, tmp_path / "site-packages" / "dnabox" / "assets")
+    elsewhere = Locations(project=tmp_path / "repo", state=tmp_path / "state",
+                          assets=tmp_path / "site-packages" / "dnabox" / "assets")
+    first, second = plan_fleet(fleet, here), plan_fleet(fleet, elsewhere)
+    assert {b: p.fingerprints for b, p in first.items()} == {
+        b: p.fingerprints for b, p in second.items()}

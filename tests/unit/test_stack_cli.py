@@ -263,3 +263,77 @@ def test_a_stack_without_its_kubeconfig_fails_alone_and_says_where_it_belongs(
     assert not outcome.ok
     assert outcome.error == ("no kubeconfig for cluster edge: expected at "
                              "<state>/lab/kubeconfig/edge.yaml (the bootstrap writes it)")
+
+
+# --- stacks per fleet, keys dnabox does not own ---------------------------------------------
+
+def test_two_fleets_in_one_repo_never_share_a_stack_file(tmp_path: Path) -> None:
+    assert invoke("config", "-i", str(LAB), "-o", str(tmp_path))[0] == 0
+    assert invoke("config", "-i", str(PLAYGROUND), "-o", str(tmp_path))[0] == 0
+    lab_core = yaml.safe_load((tmp_path / "Pulumi.lab-core.yaml").read_text())["config"]
+    playground_core = yaml.safe_load(
+        (tmp_path / "Pulumi.smartx-playground-core.yaml").read_text())["config"]
+    assert lab_core["dnabox:inventory"] == os.path.relpath(LAB, tmp_path)
+    assert playground_core["dnabox:inventory"] == os.path.relpath(PLAYGROUND, tmp_path)
+    # Both fleets' files are current at once.
+    assert invoke("config", "-i", str(LAB), "-o", str(tmp_path), "--check")[0] == 0
+    assert invoke("config", "-i", str(PLAYGROUND), "-o", str(tmp_path), "--check")[0] == 0
+
+
+PULUMI_WRITTEN = """encryptionsalt: v1:3tDqm8sQWFo=:v1:4rcDnLIlsXX3k8cl:bA9TnCEwJqcDAHa1sw7WaWoDkPs=
+secretsprovider: passphrase
+config:
+  dnabox:inventory: old/path.yaml
+  dnabox:cluster: core
+  dnabox:kubeconfig: old/kubeconfig.yaml
+  dnabox:extra: mine
+  kubernetes:context: lab-core
+  app:token:
+    secure: v1:Rt6xJdWkrvvDVVw5:F8kpiAUgqKm6yyCvUYxYTMRqOxQ=
+"""
+
+
+def test_regenerating_keeps_every_key_dnabox_does_not_own(tmp_path: Path) -> None:
+    stack_file = tmp_path / "Pulumi.lab-core.yaml"
+    stack_file.write_text(PULUMI_WRITTEN)
+    code, output = invoke("config", "-i", str(LAB), "-o", str(tmp_path), "--check",
+                          "--cluster", "core")
+    assert code == 1 and "Pulumi.lab-core.yaml" in output
+    assert invoke("config", "-i", str(LAB), "-o", str(tmp_path), "--cluster", "core")[0] == 0
+    written = yaml.safe_load(stack_file.read_text())
+    before = yaml.safe_load(PULUMI_WRITTEN)
+    assert written["encryptionsalt"] == before["encryptionsalt"]
+    assert written["secretsprovider"] == "passphrase"
+    assert written["config"] == {
+        "dnabox:inventory": os.path.relpath(LAB, tmp_path),
+        "dnabox:cluster": "core",
+        "dnabox:kubeconfig": ".dnabox/lab/kubeconfig/core.yaml",
+        "dnabox:extra": "mine",
+        "kubernetes:context": "lab-core",
+        "app:token": before["config"]["app:token"],
+    }
+    # Current now: a second run and the check leave the file byte for byte as it is.
+    text = stack_file.read_text()
+    assert invoke("config", "-i", str(LAB), "-o", str(tmp_path), "--cluster", "core",
+                  "--check")[0] == 0
+    assert invoke("config", "-i", str(LAB), "-o", str(tmp_path), "--cluster", "core")[0] == 0
+    assert stack_file.read_text() == text
+
+
+def test_a_file_pulumi_rewrote_in_its_own_style_is_still_current(tmp_path: Path) -> None:
+    invoke("config", "-i", str(LAB), "-o", str(tmp_path), "--cluster", "edge")
+    stack_file = tmp_path / "Pulumi.lab-edge.yaml"
+    document = yaml.safe_load(stack_file.read_text())
+    # `pulumi config set` rewrites the file: no comment, its own order, a salt added.
+    reordered = {"encryptionsalt": "v1:abc", "config": dict(reversed(document["config"].items()))}
+    stack_file.write_text(yaml.safe_dump(reordered, sort_keys=True))
+    assert invoke("config", "-i", str(LAB), "-o", str(tmp_path), "--cluster", "edge",
+                  "--check")[0] == 0
+
+
+def test_a_broken_stack_file_is_named_not_overwritten(tmp_path: Path) -> None:
+    stack_file = tmp_path / "Pulumi.lab-core.yaml"
+    stack_file.write_text("config: [unclosed\n")
+    code, output = invoke("config", "-i", str(LAB), "-o", str(tmp_path), "--cluster", "core")
+    assert code == 2 and "Pulumi.lab-core.yaml: not valid YAML" in output
+    assert stack_file.read_text() == "config: [unclosed\n"
