@@ -15,6 +15,7 @@ from dnabox.cli import (
     demo,
     dna,
     fanout,
+    init,
     inventory,
     kubeconfig,
     lab,
@@ -56,6 +57,7 @@ def root(
         typer.echo(ctx.get_help())
 
 
+app.command("init")(init.init_command)
 app.add_typer(inventory.app, name="inventory")
 app.add_typer(lab.app, name="lab")
 app.add_typer(stack.app, name="stack")

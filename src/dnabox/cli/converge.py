@@ -29,7 +29,7 @@ from dnabox.plan.desired import plan_fleet
 from dnabox.plan.selection import select
 from dnabox.provision.engine import Engine, Provisioner, UpOptions
 from dnabox.provision.event_relay import EventRelay
-from dnabox.provision.inspect import read_fleet
+from dnabox.provision.inspect import read_blank, read_fleet
 from dnabox.provision.scheduler import UnitOutcome
 
 
@@ -42,19 +42,24 @@ def plan(
     tier: TierOption = None,
     cluster: ClusterOption = None,
     limit: LimitOption = None,
+    offline: Annotated[bool, typer.Option(
+        "--offline", help="Connect to no box: plan as if every box were freshly installed.")
+    ] = False,
     json_output: JsonOption = False,
 ) -> None:
     """Show per box which roles `dnabox up` would run and why, with file diffs.
 
     A role runs when it is new on the box, its desired state changed, or a file it
-    manages drifted on the box. Reads every box once over SSH; changes nothing.
+    manages drifted on the box. Reads every box once over SSH (--offline: none, every box
+    taken as blank); changes nothing.
 
     Example: dnabox plan -i inventory/lab.yaml
     """
     fleet = fleet_from(inventory)
     boxes = [b.name for b in select(fleet, selection(box, site, tier, cluster, limit))]
     plans = plan_fleet(fleet, locations(ctx))
-    readings = read_fleet(fleet, plans, with_diffs=True, boxes=boxes)
+    readings = (read_blank(fleet, plans, boxes) if offline
+                else read_fleet(fleet, plans, with_diffs=True, boxes=boxes))
     if json_output:
         print_json({"boxes": [r.as_json() | {"diffs": r.diffs} for r in readings]})
         return

@@ -12,6 +12,7 @@ from dnabox.inventory.model import Fleet
 from dnabox.plan.desired import BoxPlan, RenderedFile
 from dnabox.provision.agent_batch import BatchOutcome, run_batch
 from dnabox.provision.remote import (
+    BoxFacts,
     BoxState,
     RoleDecision,
     decide,
@@ -99,3 +100,19 @@ def unified_diff(rendered: RenderedFile, current: str | None) -> str:
     if len(lines) > MAX_DIFF_LINES:
         lines = [*lines[:MAX_DIFF_LINES], f"... {len(lines) - MAX_DIFF_LINES} more lines\n"]
     return "".join(lines)
+
+
+BLANK = BoxState(BoxFacts("", "", "", 0, 0, ""), {})
+
+
+def read_blank(fleet: Fleet, plans: dict[str, BoxPlan], boxes: list[str]) -> list[BoxReading]:
+    """`dnabox plan --offline`: what `up` would do on freshly installed boxes, without
+    connecting to any (a new fleet repo, CI without access to the boxes)."""
+    readings = []
+    for name in boxes:
+        site = fleet.site(fleet.box(name).site)
+        plan = plans[name]
+        diffs = {f.dest: unified_diff(f, None) for f in plan.files}
+        readings.append(BoxReading(name, site.name, site.tier, BLANK, "",
+                                   tuple(decide(plan, BLANK)), diffs))
+    return readings

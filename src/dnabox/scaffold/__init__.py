@@ -1,0 +1,1 @@
+"""`dnabox init`: a fleet repository the operator owns, next to their CI (see scaffold.repo)."""
