@@ -24,7 +24,7 @@ SCHEMA = json.loads((ROOT / "docs" / "json" / "dnabox-v1.schema.json").read_text
 CLI_DOC = (ROOT / "docs" / "CLI.md").read_text()
 SELECTORS = ("--box", "--site", "--tier", "--cluster", "--limit")
 # Commands that touch boxes take every selector; every other command says why it does not.
-SELECTING = {"plan", "up", "status", "drift", "exec", "bootstrap", "runbook run"}
+SELECTING = {"plan", "up", "status", "drift", "exec", "bootstrap", "runbook run", "unlock"}
 NOT_SELECTING = {
     "inventory validate": "reads the file only",
     "inventory show": "reads the file only",
@@ -33,6 +33,8 @@ NOT_SELECTING = {
     "lab down": "removes the lab of the whole fleet",
     "lab status": "lists the lab of the whole fleet",
     "lab replace": "names the boxes to swap with --box",
+    "lab freeze": "names the lab boxes to freeze with --box",
+    "lab thaw": "names the lab boxes to thaw with --box",
     "lab ssh": "one box, by name",
     "lab cache": "no fleet",
     "stack config": "stacks are per cluster: --cluster",
@@ -56,10 +58,11 @@ NO_FLEET = {"lab cache", "runbook list", "runbook show", "init"}
 # (-b become, -t tags, -s sudo, -u user, -k/-K passwords, -C check, -e extra vars, ...).
 SHORT_FLAGS = {"-h": {"--help"}, "-i": {"--inventory"}, "-l": {"--limit"},
                "-c": {"--cluster"}, "-f": {"--forks"}, "-o": {"--output", "--out"},
-               "-p": {"--parallel"}, "-v": {"--verbose"}, "-q": {"--quiet"}}
+               "-p": {"--parallel"}, "-v": {"--verbose"}, "-q": {"--quiet"},
+               "-y": {"--yes"}}
 # Arguments a command needs before it reads the inventory.
 REQUIRED_ARGS = {"exec": ["--", "true"], "runbook run": ["drain"], "kubeconfig": ["-c", "core"],
-                 "stack up": ["--yes"], "stack destroy": ["--yes"]}
+                 "stack up": ["--yes"], "stack destroy": ["--yes"], "unlock": ["--yes"]}
 
 
 def walk(command: Any, path: tuple[str, ...] = ()) -> Iterator[tuple[str, Any]]:
@@ -142,6 +145,14 @@ def document(output: str) -> dict[str, Any]:
     value: dict[str, Any] = json.loads(lines[0])
     jsonschema.validate(value, SCHEMA)
     return value
+
+
+def test_every_json_command_is_in_the_published_schema() -> None:
+    published = set(SCHEMA["properties"]["command"]["enum"])
+    for name, command in COMMANDS.items():
+        if "--json" in options(command):
+            assert name.replace(" ", ".") in published, (
+                f"`dnabox {name} --json`: describe it in docs/json/dnabox-v1.schema.json")
 
 
 JSON_FAILING = sorted(n for n, c in COMMANDS.items()
@@ -228,3 +239,10 @@ def test_ssh_is_strict_and_uses_the_inventory() -> None:
     assert argv[:3] == ["ssh", "-F", "/dev/null"]
     assert "StrictHostKeyChecking=yes" in argv and argv[-2:] == ["10.201.1.11", "uptime"]
     assert runner.invoke(app, ["ssh", "-i", str(LAB), "nope-9"]).exit_code == 2
+
+
+def test_the_checked_in_output_schema_is_generated() -> None:
+    from dnabox.cli.output_schema import generate
+
+    assert (ROOT / "docs" / "json" / "dnabox-v1.schema.json").read_text() == generate(), (
+        "stale: python -m dnabox.cli.output_schema > docs/json/dnabox-v1.schema.json")

@@ -8,21 +8,31 @@ import typer
 
 from dnabox.cli.common import (
     DEFAULT_INVENTORY,
+    BoxOption,
+    ClusterOption,
     InventoryOption,
     JsonOption,
+    LimitOption,
+    SiteOption,
+    TierOption,
     command,
     fleet_from,
     print_json,
+    selection,
     stdout,
 )
-from dnabox.plan.selection import select_boxes
+from dnabox.plan.selection import select
 from dnabox.provision.unlock import read_leases, unlock
 
 
 @command
 def unlock_command(
     inventory: InventoryOption = DEFAULT_INVENTORY,
-    box: Annotated[list[str] | None, typer.Option("--box", "-b", help="Only these boxes.")] = None,
+    box: BoxOption = None,
+    site: SiteOption = None,
+    tier: TierOption = None,
+    cluster: ClusterOption = None,
+    limit: LimitOption = None,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
     json_output: JsonOption = False,
 ) -> None:
@@ -36,7 +46,7 @@ def unlock_command(
     Example: dnabox unlock -i inventory/lab.yaml --yes
     """
     fleet = fleet_from(inventory)
-    names = [b.name for b in select_boxes(fleet, boxes=box)]
+    names = [b.name for b in select(fleet, selection(box, site, tier, cluster, limit))]
     reading = read_leases(fleet, names)
     out = stdout()
     if not json_output:
