@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
+import sysconfig
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -44,3 +47,62 @@ def pytest_report_header(config: pytest.Config) -> str | None:
 @pytest.fixture
 def repo_root() -> Path:
     return ROOT
+
+
+@dataclass(frozen=True)
+class Installed:
+    """dnabox built as a wheel and installed into a fresh venv outside the checkout."""
+
+    venv: Path
+    wheel: Path
+
+    @property
+    def dnabox(self) -> str:
+        return str(self.venv / "bin" / "dnabox")
+
+    def env(self) -> dict[str, str]:
+        """No PYTHONPATH: nothing may come from the checkout."""
+        env = {k: v for k, v in os.environ.items() if k not in {"PYTHONPATH", "DNABOX_PROJECT"}}
+        return {**env, "PATH": f"{self.venv / 'bin'}:{env.get('PATH', '')}"}
+
+    def run(self, *args: str, cwd: Path, timeout: float = 300,
+            check: bool = True) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run([self.dnabox, *args], cwd=cwd, env=self.env(),
+                                capture_output=True, text=True, timeout=timeout, check=False)
+        if check and result.returncode != 0:
+            pytest.fail(f"`dnabox {' '.join(args)}` exited {result.returncode}:\n"
+                        f"{result.stdout}\n{result.stderr}")
+        return result
+
+
+_IGNORED = shutil.ignore_patterns(".git", ".venv", ".dnabox", "__pycache__", "build", "dist",
+                                  "*.egg-info", ".mypy_cache", ".ruff_cache", ".pytest_cache")
+
+
+@pytest.fixture(scope="session")
+def installed(tmp_path_factory: pytest.TempPathFactory) -> Installed:
+    """Build the wheel from a copy of the sources (the checkout stays clean) and install it
+    into a new venv. Offline: the build uses this environment's setuptools and wheel, and
+    the new venv reaches this environment's dependencies through a .pth file (but not its
+    dnabox: that .pth line names a directory, which Python never scans for .pth files)."""
+    work = tmp_path_factory.mktemp("installed")
+    source = work / "source"
+    shutil.copytree(ROOT, source, ignore=_IGNORED)
+    dist = work / "dist"
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
+                    "--disable-pip-version-check", "-q", "-w", str(dist), str(source)],
+                   check=True, capture_output=True, text=True, timeout=600)
+    (wheel,) = dist.glob("dnabox-*.whl")
+    venv = work / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True,
+                   timeout=120)
+    python = venv / "bin" / "python"
+    subprocess.run([sys.executable, "-m", "pip", "--python", str(python), "install", "-q",
+                    "--no-deps", "--no-index", "--disable-pip-version-check", str(wheel)],
+                   check=True, capture_output=True, text=True, timeout=600)
+    purelib = subprocess.run([str(python), "-c", "import sysconfig; "
+                              "print(sysconfig.get_paths()['purelib'])"],
+                             check=True, capture_output=True, text=True).stdout.strip()
+    (Path(purelib) / "dnabox-test-deps.pth").write_text(
+        sysconfig.get_paths()["purelib"] + "\n")
+    return Installed(venv, wheel)

@@ -110,6 +110,16 @@ def machine_lock() -> Iterator[None]:
         yield
 
 
+@pytest.fixture
+def lab_machine() -> Iterator[None]:
+    """The machine lock, without a lab: for a test that builds and removes its own."""
+    reason = cannot_host_namespaces()
+    if reason is not None:
+        pytest.skip(reason)
+    with machine_lock():
+        yield
+
+
 @pytest.fixture(scope="session")
 def lab() -> Iterator[Lab]:
     reason = cannot_host_namespaces()
