@@ -165,7 +165,7 @@ def _state_of(lab: Lab, box: str) -> str:
 def test_status_json_lists_every_box_running(lab: Lab) -> None:
     result = lab.cli("lab", "status", "-i", str(lab.inventory), "--json")
     assert result.returncode == 0, result.stderr
-    assert json.loads(result.stdout) == {"boxes": [
+    assert json.loads(result.stdout) == {"schema": "dnabox/v1", "command": "lab.status", "boxes": [
         {"name": b.name, "site": b.site, "address": str(b.address), "state": "running"}
         for b in lab.fleet.boxes]}
 

@@ -246,3 +246,25 @@ def test_the_checked_in_output_schema_is_generated() -> None:
 
     assert (ROOT / "docs" / "json" / "dnabox-v1.schema.json").read_text() == generate(), (
         "stale: python -m dnabox.cli.output_schema > docs/json/dnabox-v1.schema.json")
+
+
+@pytest.mark.parametrize(("verbosity", "shown"), [
+    (-1, {"edge-1: ovs: apply failed"}),
+    (0, {"edge-1: ovs: apply failed", "edge-1: state forgotten"}),
+    (1, {"edge-1: ovs: apply failed", "edge-1: state forgotten", "edge-1: base: packages"}),
+])
+def test_quiet_and_verbose_decide_what_progress_prints(verbosity: int, shown: set[str]) -> None:
+    from io import StringIO
+
+    from rich.console import Console
+
+    from dnabox.cli.progress import SiteProgress
+    from dnabox.provision.events import Event
+
+    buffer = StringIO()
+    with SiteProgress(Console(file=buffer, width=200), verbosity) as progress:
+        progress(Event("box", "info", box="edge-1", message="state forgotten"))
+        progress(Event("task", "info", box="edge-1", message="base: packages"))
+        progress(Event("task", "failed", box="edge-1", message="ovs: apply failed"))
+    lines = {line.strip() for line in buffer.getvalue().splitlines() if "edge-1:" in line}
+    assert lines == shown

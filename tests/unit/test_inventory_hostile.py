@@ -322,7 +322,7 @@ def test_exec_reports_hostile_bytes_through_the_fast_path_entry(
     result = subprocess.run([sys.executable, "-m", "dnabox", "exec", "-i", str(path), "--",
                              "true"], capture_output=True, text=True, cwd=tmp_path,
                             timeout=120, check=False, env=_this_checkout(repo_root))
-    assert result.returncode == 1, result.stderr
+    assert result.returncode == 4, result.stderr  # invalid inventory (docs/CLI.md)
     assert f"{path}:1: (encoding): the file is UTF-16" in result.stderr
     assert "Traceback" not in result.stderr
 

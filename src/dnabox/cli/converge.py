@@ -22,9 +22,10 @@ from dnabox.cli.common import (
     locations,
     print_json,
     selection,
+    session,
     stdout,
 )
-from dnabox.cli.progress import JsonLines, SiteProgress
+from dnabox.cli.progress import renderer_for
 from dnabox.plan.desired import plan_fleet
 from dnabox.plan.selection import select
 from dnabox.provision.engine import Engine, Provisioner, UpOptions
@@ -112,7 +113,7 @@ def up(
     only = frozenset() if chosen.everything else frozenset(b.name for b in select(fleet, chosen))
     options = UpOptions(max_parallel=parallel, per_site=per_site, forks=forks, resume=resume,
                         only_boxes=only, engine=engine)
-    renderer = JsonLines() if json_output else SiteProgress(stdout())
+    renderer = renderer_for(json_output, session(ctx).verbosity, stdout())
     where = locations(ctx)
     with renderer:
         relay = EventRelay(renderer, where.fleet_state(fleet.name))  # a live `dnabox view`

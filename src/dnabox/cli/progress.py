@@ -44,12 +44,14 @@ class JsonLines:
 class SiteProgress:
     """A bar per site (units done / units of the site) plus a line per notable event."""
 
-    def __init__(self, console: Console) -> None:
+    def __init__(self, console: Console, verbosity: int = 0) -> None:
         self.console = console
+        # -v: every task line too; -q: no bars and no notes, only what failed.
+        self.verbosity = verbosity
         self.progress = Progress(
             TextColumn("{task.description:<22}"), BarColumn(), MofNCompleteColumn(),
             TextColumn("{task.fields[last]}"), TimeElapsedColumn(), console=console,
-            transient=False,
+            transient=False, disable=verbosity < 0,
         )
         self.tasks: dict[str, TaskID] = {}
         self._lock = threading.Lock()
@@ -75,12 +77,15 @@ class SiteProgress:
                 if event.status in {"failed", "blocked"}:
                     self.console.print(f"[red]{event.unit}: {event.status}[/] {event.message}",
                                        markup=True, highlight=False)
-            elif event.kind == "box" and event.status in {"info", "retry"}:
+            elif event.kind == "box" and event.status in {"info", "retry"} and (
+                    self.verbosity >= 0):
                 style = STYLE.get(event.status, "")
                 text = f"  {event.box}: {event.message}"
                 self.console.print(f"[{style}]{text}[/]" if style else text, highlight=False)
             elif event.kind == "task" and event.status == "failed":
                 self.console.print(f"[red]  {event.box}: {event.message}[/]", highlight=False)
+            elif event.kind == "task" and self.verbosity > 0:
+                self.console.print(f"[dim]  {event.box}: {event.message}[/]", highlight=False)
 
     def __enter__(self) -> SiteProgress:
         self.progress.start()
@@ -89,3 +94,8 @@ class SiteProgress:
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
         self.progress.stop()
+
+
+def renderer_for(json_output: bool, verbosity: int, console: Console) -> JsonLines | SiteProgress:
+    """--json: JSON lines; else bars and notes at the session's verbosity (-q / -v)."""
+    return JsonLines() if json_output else SiteProgress(console, verbosity)

@@ -22,9 +22,10 @@ from dnabox.cli.common import (
     locations,
     print_json,
     selection,
+    session,
     stdout,
 )
-from dnabox.cli.progress import JsonLines, SiteProgress
+from dnabox.cli.progress import renderer_for
 from dnabox.provision import runbooks
 
 app = typer.Typer(help="Day-2 runbooks: add/replace a box, drain, rolling upgrades, "
@@ -124,7 +125,7 @@ def run(
         to=to, cluster=tuple(cluster) if cluster and takes_cluster else None, old=old,
         drain_timeout=drain_timeout, patch=patch)
     chosen = selection(box, site, tier, None if takes_cluster else cluster, limit)
-    renderer = JsonLines() if json_output else SiteProgress(stdout())
+    renderer = renderer_for(json_output, session(ctx).verbosity, stdout())
     with renderer:
         context = runbooks.RunbookContext(fleet_from(inventory), locations(ctx), renderer)
         report = runbooks.run_runbook(context, name, chosen, options=options)
