@@ -178,6 +178,12 @@ COMMANDS: dict[str, Schema] = {
     "bundle.build": obj({"directory": S(), "packages": INT, "artifacts": arr(S())}),
     "kubeconfig": obj({"cluster": S(), "path": S(), "merged_into": NS}),
     "init": obj({"directory": S(), "files": arr(S()), "todos": INT}),
+    "demo": obj(
+        {"fleet": S(), "ok": B, "seconds": N, "picture": S(), "kept": B,
+         "plan": arr({"type": "object"}), "runs": arr({"type": "object"}),
+         "proofs": arr({"type": "object"}), "status": arr({"type": "object"})},
+        required=["fleet", "ok", "seconds", "picture", "plan", "runs", "proofs", "status"],
+    ),
     "unlock": obj({"freed": arr(S())}),
     "locations": obj(
         {"project": S(), "assets": S(), "state": S(), "fleet_state": NS, "on_box_state": S()}
