@@ -337,3 +337,32 @@ def test_a_broken_stack_file_is_named_not_overwritten(tmp_path: Path) -> None:
     code, output = invoke("config", "-i", str(LAB), "-o", str(tmp_path), "--cluster", "core")
     assert code == 2 and "Pulumi.lab-core.yaml: not valid YAML" in output
     assert stack_file.read_text() == "config: [unclosed\n"
+
+
+def test_stack_up_previews_and_asks_before_applying(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    operations: list[str] = []
+    monkeypatch.setattr(adapter, "require_pulumi_cli", lambda: "/usr/bin/pulumi")
+
+    def recording(jobs: list[adapter.StackJob], parallel: int = 0) -> list[adapter.StackOutcome]:
+        operations.extend(sorted({j.operation for j in jobs}))
+        return [adapter.StackOutcome(j.cluster, j.operation, True, {"create": 2}, "log",
+                                     stack=j.stack) for j in jobs]
+
+    monkeypatch.setattr(adapter, "run_stacks", recording)
+    for key, value in env_with(tmp_path).items():
+        monkeypatch.setenv(key, value)
+    # No terminal to ask: the preview is shown, nothing is applied.
+    code, output = invoke("up", "-i", str(LAB))
+    assert (code, operations) == (2, ["preview"]) and "not applied" in output
+    # A terminal: "no" applies nothing, "yes" applies.
+    monkeypatch.setattr(stack, "can_ask", lambda: True)
+    operations.clear()
+    result = CliRunner().invoke(cli(), ["stack", "up", "-i", str(LAB)], input="n\n")
+    assert (result.exit_code, operations) == (0, ["preview"]) and "not applied" in result.output
+    operations.clear()
+    result = CliRunner().invoke(cli(), ["stack", "up", "-i", str(LAB)], input="y\n")
+    assert (result.exit_code, operations) == (0, ["preview", "up"]), result.output
+    # --yes (CI): straight to up.
+    operations.clear()
+    assert invoke("up", "-i", str(LAB), "--yes")[0] == 0 and operations == ["up"]

@@ -110,6 +110,11 @@ def _run(ctx: typer.Context, inventory: Path, cluster: str | None,
     return outcomes
 
 
+def can_ask() -> bool:
+    """A person at a terminal can answer the question before `up` applies."""
+    return sys.stdin.isatty()
+
+
 class StackFailed(DnaboxError):
     """A stack operation failed (its log says why)."""
 
@@ -147,7 +152,7 @@ def up(ctx: typer.Context, inventory: InventoryOption = DEFAULT_INVENTORY,
         if json_output:
             raise DnaboxError("--json cannot ask before applying", hint="add --yes")
         _run(ctx, inventory, cluster, "preview", parallel, json_output)
-        if not sys.stdin.isatty():
+        if not can_ask():
             raise DnaboxError("not applied: the preview needs an answer and there is no "
                               "terminal to ask", hint="add --yes to apply without asking")
         if not typer.confirm("Apply these changes?", default=False):
