@@ -51,6 +51,7 @@ NOT_SELECTING = {
     "kubeconfig": "one cluster, by name",
     "locations": "no boxes",
     "init": "writes files only",
+    "view": "shows the whole fleet",
 }
 # Commands that read no fleet (everything else takes -i/--inventory).
 NO_FLEET = {"lab cache", "runbook list", "runbook show", "init"}
