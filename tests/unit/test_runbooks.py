@@ -151,4 +151,6 @@ def test_kubeadm_init_is_guarded_by_a_live_api_server_not_a_file() -> None:
     names = [t["name"] for t in tasks]
     assert names.index("Kubernetes | Check that the existing control plane answers (kubeadm)") \
         < names.index(refuse["name"]) < names.index(init["name"])
-    assert names[-1] == "Kubernetes | Wait for the API server"
+    # The API server answers before anything goes on: only the kubeconfig hand-off follows.
+    assert names[-2:] == ["Kubernetes | Wait for the API server",
+                          "Kubernetes | Hand the kubeconfig to the controller"]
