@@ -52,6 +52,10 @@ NOT_SELECTING = {
     "locations": "no boxes",
     "init": "writes files only",
     "view": "shows the whole fleet",
+    "dna status": "reads the D-N-A hub",
+    "dna publish": "one producing box, by name (--box)",
+    "lab partition": "one lab site, by name (--site)",
+    "lab heal": "one lab site, by name (--site)",
 }
 # Commands that read no fleet (everything else takes -i/--inventory).
 NO_FLEET = {"lab cache", "runbook list", "runbook show", "init"}
@@ -63,7 +67,9 @@ SHORT_FLAGS = {"-h": {"--help"}, "-i": {"--inventory"}, "-l": {"--limit"},
                "-y": {"--yes"}}
 # Arguments a command needs before it reads the inventory.
 REQUIRED_ARGS = {"exec": ["--", "true"], "runbook run": ["drain"], "kubeconfig": ["-c", "core"],
-                 "stack up": ["--yes"], "stack destroy": ["--yes"], "unlock": ["--yes"]}
+                 "stack up": ["--yes"], "stack destroy": ["--yes"], "unlock": ["--yes"],
+                 "dna publish": ["--box", "end-a-1", "--count", "1"],
+                 "lab partition": ["--site", "edge-a"], "lab heal": ["--site", "edge-a"]}
 
 
 def walk(command: Any, path: tuple[str, ...] = ()) -> Iterator[tuple[str, Any]]:

@@ -58,9 +58,9 @@ def status(inventory: InventoryOption = DEFAULT_INVENTORY,
 @app.command()
 @command
 def publish(
-    box: Annotated[str, typer.Option("--box", "-b", help="The producing box.")],
-    count: Annotated[int, typer.Option("--count", "-n", help="Samples to send.")],
-    dataset: Annotated[str | None, typer.Option("--dataset", "-d",
+    box: Annotated[str, typer.Option("--box", help="The producing box.")],
+    count: Annotated[int, typer.Option("--count", help="Samples to send.")],
+    dataset: Annotated[str | None, typer.Option("--dataset",
                                                 help="Dataset (default: the box's first).")]
     = None,
     inventory: InventoryOption = DEFAULT_INVENTORY,

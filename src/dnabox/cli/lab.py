@@ -83,7 +83,7 @@ BoxesToFreeze = Annotated[list[str], typer.Option(
     "--box", help="Box to freeze or thaw (repeatable).")]
 PackageServer = Annotated[bool, typer.Option(
     "--packages", help="The lab's package server too (installs stall on it).")]
-SiteArg = Annotated[str, typer.Option("--site", "-s", help="The site to cut off or restore.")]
+SiteArg = Annotated[str, typer.Option("--site", help="The site to cut off or restore.")]
 
 
 @app.command()

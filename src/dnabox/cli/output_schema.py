@@ -179,10 +179,36 @@ COMMANDS: dict[str, Schema] = {
     "kubeconfig": obj({"cluster": S(), "path": S(), "merged_into": NS}),
     "init": obj({"directory": S(), "files": arr(S()), "todos": INT}),
     "demo": obj(
-        {"fleet": S(), "ok": B, "seconds": N, "picture": S(), "kept": B,
-         "plan": arr({"type": "object"}), "runs": arr({"type": "object"}),
-         "proofs": arr({"type": "object"}), "status": arr({"type": "object"})},
+        {
+            "fleet": S(),
+            "ok": B,
+            "seconds": N,
+            "picture": S(),
+            "kept": B,
+            "plan": arr({"type": "object"}),
+            "runs": arr({"type": "object"}),
+            "proofs": arr({"type": "object"}),
+            "status": arr({"type": "object"}),
+        },
         required=["fleet", "ok", "seconds", "picture", "plan", "runs", "proofs", "status"],
+    ),
+    "dna.status": obj(
+        {
+            "ponds": arr({"type": "object"}),
+            "lake": {"type": "object"},
+            "catalogue": {},
+            "models": arr({"type": "object"}),
+        },
+        required=["ponds", "lake", "models"],
+    ),
+    "dna.publish": obj({"box": S(), "dataset": S(), "published": INT}),
+    "lab.partition": obj(
+        {"site": S(), "partitioned": B, "changed": B, "pairs": arr(arr(S()))},
+        required=["site", "changed", "pairs"],
+    ),
+    "lab.heal": obj(
+        {"site": S(), "partitioned": B, "changed": B, "pairs": arr(arr(S()))},
+        required=["site", "changed", "pairs"],
     ),
     "unlock": obj({"freed": arr(S())}),
     "locations": obj(
