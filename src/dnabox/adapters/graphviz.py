@@ -112,7 +112,7 @@ def _tier_band(view: TopologyView, band: TierBand) -> list[str]:
     lines = [f"  {heading} [id=\"tier-{band.tier}\", class=\"tier tier-{band.tier}\", "
              f"shape=plaintext, style=\"\", label={label}];"]
     for site in band.sites:
-        lines += (_expanded_site(view, site) if site.expanded else _collapsed_site(site))
+        lines += (_expanded_site(view, site) if site.expanded else _collapsed_site(view, site))
     return lines
 
 
@@ -212,31 +212,28 @@ def _box_label(view: TopologyView, box: BoxNode) -> str:
             f"</TR>{rows}</TABLE>>")
 
 
-def _collapsed_site(site: SiteNode) -> list[str]:
+def _collapsed_site(view: TopologyView, site: SiteNode) -> list[str]:
     colour = TIER_COLOURS[site.tier]
     region = f" · {escape(site.region)}" if site.region else ""
     sizes = ", ".join(f"{n} {size}" for size, n in site.sizes)
-    rows = [
-        f"<TR><TD ALIGN=\"LEFT\"><B>{escape(site.name)}</B>{region}</TD></TR>",
-        f"<TR><TD ALIGN=\"LEFT\">{site.boxes} boxes ({sizes})</TD></TR>",
-    ]
+
+    def line(text: str, size: int = 14) -> str:
+        return f"<TR><TD ALIGN=\"LEFT\"><FONT POINT-SIZE=\"{size}\">{text}</FONT></TD></TR>"
+
+    rows = [line(f"<B>{escape(site.name)}</B>{region}"),
+            line(f"{site.boxes} boxes ({sizes})" if site.boxes else "no boxes")]
     rows += [
-        f"<TR><TD ALIGN=\"LEFT\">{escape(r.cluster)}: {r.control_planes} control plane"
-        f"{'s' if r.control_planes != 1 else ''}, {r.workers} worker"
-        f"{'s' if r.workers != 1 else ''}</TD></TR>"
+        line(f"{escape(r.cluster)}: {r.control_planes} control plane"
+             f"{'s' if r.control_planes != 1 else ''}, {r.workers} worker"
+             f"{'s' if r.workers != 1 else ''}")
         for r in site.roles
     ]
     if site.unclustered:
-        rows.append(f"<TR><TD ALIGN=\"LEFT\">{site.unclustered} in no cluster</TD></TR>")
-    rows += [
-        f"<TR><TD ALIGN=\"LEFT\"><FONT POINT-SIZE=\"10\">{escape(p)} {c}</FONT></TD></TR>"
-        for p, c in site.subnets
-    ]
-    rows += [
-        f"<TR><TD ALIGN=\"LEFT\"><FONT POINT-SIZE=\"10\">{escape(o)}: {n} tunnels inside"
-        "</FONT></TD></TR>"
-        for o, n in site.inner_tunnels
-    ]
+        rows.append(line(f"{site.unclustered} in no cluster"))
+    # Plane names in their badge colour, each with the site's subnet.
+    rows += [line(f"<FONT COLOR={quote(plane_colour(view, p))}><B>{escape(p)}</B></FONT> {c}", 11)
+             for p, c in site.subnets]
+    rows += [line(f"{escape(o)}: {n} tunnels inside", 10) for o, n in site.inner_tunnels]
     label = (f"<<TABLE BORDER=\"0\" CELLBORDER=\"0\" CELLSPACING=\"0\" CELLPADDING=\"1\">"
              f"{''.join(rows)}</TABLE>>")
     # In a cluster of its own, without outline: dot keeps a row of sites in order only
