@@ -348,3 +348,17 @@ def test_png_output(repo_root: Path, tmp_path: Path) -> None:
     assert data.startswith(b"\x89PNG\r\n")
     width, height = int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
     assert width < 2 * 3029 and height > 3 * 385  # laid out in rows now, not one long row
+
+
+@needs_dot
+def test_a_fleet_without_overlays_or_clusters_still_draws(repo_root: Path, tmp_path: Path) -> None:
+    data = load_fleet(repo_root / SAMPLE).model_dump(mode="json")
+    data["overlays"], data["clusters"] = [], []
+    for box in data["boxes"]:
+        box["overlay_addresses"] = {}
+    path = tmp_path / "bare.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    found = ids(draw(path, tmp_path / "bare.svg"))
+    assert "legend" in found and "overlays" not in found
+    assert not [i for i in found if i.startswith(("k8s-", "link-"))]
+    assert {f"box-{b['name']}" for b in data["boxes"]} <= set(found)
