@@ -227,3 +227,26 @@ def test_the_bundle_carries_every_architecture_of_the_fleet(tmp_path: Path) -> N
                                      "files": files}}
     path.write_text(yaml.safe_dump(offline, sort_keys=False))
     assert missing_artifacts(load_fleet(path)) == []
+
+
+def test_inventory_validate_names_the_arm64_box_and_the_missing_artifact(
+        tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from dnabox.cli.app import app
+
+    data = yaml.safe_load((ROOT / "inventory" / "smartx-playground.yaml").read_text())
+    data["artifacts"] = {"source": "online", "files": all_artifacts(arm64=False)}
+    path = tmp_path / "fleet.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    result = CliRunner().invoke(app, ["inventory", "validate", str(path)])
+    assert result.exit_code == 1, result.output
+    line = next(n for n, text in enumerate(path.read_text().splitlines(), 1)
+                if text.strip() == "arch: arm64")
+    assert f"{path}:{line}:" in result.output.replace("\n", "")
+    assert "end-gist-pi-1 is arm64 and needs k3s (role kubernetes)" in result.output
+    assert "declares only for amd64: add an entry with arch: arm64" in " ".join(
+        result.output.split())
+    data["artifacts"] = {"source": "online", "files": all_artifacts(arm64=True)}
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    assert CliRunner().invoke(app, ["inventory", "validate", str(path)]).exit_code == 0

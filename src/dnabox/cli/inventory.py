@@ -24,7 +24,8 @@ from dnabox.cli.common import (
 from dnabox.errors import InventoryError
 from dnabox.inventory import Fleet
 from dnabox.inventory.paths import path_fields
-from dnabox.inventory.yaml_source import format_path
+from dnabox.inventory.yaml_source import format_path, read_yaml
+from dnabox.plan.artifacts import architecture_findings
 from dnabox.plan.topology import COLLAPSE_ABOVE, topology_view
 
 app = typer.Typer(help="Validate, show and draw fleet descriptions.", no_args_is_help=True)
@@ -53,6 +54,11 @@ def validate(file: FileArgument = None, inventory: InventoryOption = DEFAULT_INV
     file = _fleet_file(file, inventory)
     try:
         fleet = fleet_from(file)
+        # Per-architecture artifacts need the role plan: checked here, not in the model.
+        findings = architecture_findings(fleet)
+        if findings:
+            doc = read_yaml(Path(fleet.source))
+            raise InventoryError([doc.problem(path, message) for path, message in findings])
     except InventoryError as exc:
         if json_output:
             print_json({"file": str(file), "valid": False, **exc.as_json(),

@@ -114,6 +114,25 @@ def missing_artifacts(fleet: Fleet, boxes: list[str] | None = None) -> list[Miss
     return missing
 
 
+def architecture_findings(fleet: Fleet) -> list[tuple[tuple[str | int, ...], str]]:
+    """(YAML path, message) for each box that needs an artifact declared only for other
+    architectures: what `dnabox inventory validate` reports at the box's line."""
+    findings: list[tuple[tuple[str | int, ...], str]] = []
+    index = {b.name: i for i, b in enumerate(fleet.boxes)}
+    for missing in missing_artifacts(fleet):
+        if not missing.reason.startswith("no "):
+            continue
+        for name in missing.boxes:
+            box = fleet.box(name)
+            path: tuple[str | int, ...] = ("boxes", index[name], "arch") if box.arch else (
+                "boxes", index[name])
+            findings.append((path, f"{name} is {missing.arch} and needs {missing.name} (role "
+                                   f"{missing.role}), which artifacts.files declares only for "
+                                   f"{missing.reason.split('declared for ')[1].split(')')[0]}: "
+                                   f"add an entry with arch: {missing.arch}"))
+    return findings
+
+
 def check_artifacts(fleet: Fleet, boxes: list[str] | None = None) -> None:
     """Raise :class:`ArtifactMissing` naming every artifact to add; return when all are there."""
     missing = missing_artifacts(fleet, boxes)
