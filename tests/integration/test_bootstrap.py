@@ -136,6 +136,37 @@ def test_containerd_config_holds_the_handlers_of_each_box(
         # The running containerd serves the CRI plugin from that file.
         plugins = lab.run(box, "ctr plugins ls").stdout
         assert "io.containerd.grpc.v1" in plugins and "cri" in plugins
+        # containerd's own parser reads every handler (`config dump`: the box's containerd).
+        dump = lab.run(box, "containerd --config /etc/containerd/config.toml config dump").stdout
+        dumped = tomllib.loads(dump)["plugins"]["io.containerd.grpc.v1.cri"]["containerd"]
+        assert handlers <= set(dumped["runtimes"]), box
+
+
+FOREIGN_NVIDIA = """
+[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.nvidia]
+runtime_type = "io.containerd.runc.v2"
+[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.nvidia.options]
+BinaryName = "/usr/local/nvidia/toolkit/nvidia-container-runtime"
+"""
+
+
+def test_a_foreign_runtime_survives_a_rerun_on_a_real_box(
+        lab: Lab, first_run: dict[str, Any]) -> None:
+    """What the GPU Operator's toolkit does (adds `nvidia` to config.toml), then dnabox's
+    apply again: the entry stays and containerd, restarted, still reads it."""
+    box = "edge-a-1"
+    lab.run(box, f"printf '%s' {shlex.quote(FOREIGN_NVIDIA)} >> /etc/containerd/config.toml")
+    out = lab.run(box, "/usr/local/sbin/dnabox-containerd-apply").stdout
+    assert "kept runtimes dnabox does not own: nvidia" in out
+    text = lab.run(box, "cat /etc/containerd/config.toml").stdout
+    runtimes = tomllib.loads(text)["plugins"]["io.containerd.grpc.v1.cri"]["containerd"][
+        "runtimes"]
+    assert set(runtimes) == {"runc", "kata", "nvidia"}
+    assert runtimes["nvidia"]["options"]["BinaryName"].endswith("nvidia-container-runtime")
+    assert "CHANGED" not in lab.run(box, "/usr/local/sbin/dnabox-containerd-apply").stdout
+    dump = lab.run(box, "containerd --config /etc/containerd/config.toml config dump").stdout
+    assert "nvidia" in tomllib.loads(dump)["plugins"]["io.containerd.grpc.v1.cri"][
+        "containerd"]["runtimes"]
 
 
 def _vsctl(lab: Lab, box: str, args: str) -> str:
