@@ -16,6 +16,7 @@ import yaml
 from containerd_merge import box_containerd, runtimes_of
 
 from dnabox.adapters.bundle import build_bundle
+from dnabox.errors import InventoryError
 from dnabox.inventory import Fleet, load_fleet
 from dnabox.inventory.platforms import KUBERNETES_MINORS
 from dnabox.layers import baseline, gpus, runtimes
@@ -240,7 +241,7 @@ def test_inventory_validate_names_the_arm64_box_and_the_missing_artifact(
     path = tmp_path / "fleet.yaml"
     path.write_text(yaml.safe_dump(data, sort_keys=False))
     result = CliRunner().invoke(app, ["inventory", "validate", str(path)])
-    assert result.exit_code == 1, result.output
+    assert result.exit_code == InventoryError.exit_code, result.output
     line = next(n for n, text in enumerate(path.read_text().splitlines(), 1)
                 if text.strip() == "arch: arm64")
     assert f"{path}:{line}:" in result.output.replace("\n", "")
