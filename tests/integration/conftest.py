@@ -54,7 +54,7 @@ class Lab:
                         f"{result.stdout}\n{result.stderr}")
         return result
 
-    def up(self) -> lab_api.UpReport:
+    def up(self) -> lab_api.LabUpReport:
         return lab_api.up(self.fleet, self.paths)
 
     def down(self) -> bool:

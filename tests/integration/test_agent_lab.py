@@ -21,8 +21,8 @@ from typing import Any
 import pytest
 import yaml
 
-from dnabox.provision.agent_client import process_alive
-from dnabox.provision.agent_protocol import SOCKET_NAME
+from dnabox.provision.agent.client import process_alive
+from dnabox.provision.agent.protocol import SOCKET_NAME
 
 ROOT = Path(__file__).resolve().parents[2]
 FAST = (sys.executable, "-m", "dnabox")  # the entry point that tries the agent first

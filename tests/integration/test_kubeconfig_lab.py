@@ -20,7 +20,7 @@ import pytest
 import yaml
 
 from dnabox.locations import ASSETS, Locations
-from dnabox.plan.ansible_inventory import render_inventory
+from dnabox.plan.ansible_inventory import render_ansible_inventory
 
 pytestmark = pytest.mark.lab
 
@@ -52,7 +52,7 @@ def test_the_role_fetches_the_admin_kubeconfig_from_a_lab_box(lab: Any,
             "cat > /etc/kubernetes/admin.conf", stdin=ADMIN_CONF)
     located = Locations(project=tmp_path, state=tmp_path / "state")
     inventory = tmp_path / "hosts.json"
-    inventory.write_text(json.dumps(render_inventory(fleet, located)))
+    inventory.write_text(json.dumps(render_ansible_inventory(fleet, located)))
     playbook = tmp_path / "handoff.yml"
     playbook.write_text(yaml.safe_dump([{
         "name": "kubeconfig hand-off", "hosts": "core-1", "gather_facts": False,

@@ -11,10 +11,10 @@ import yaml
 from dnabox.inventory import load_fleet
 from dnabox.inventory.model import BootstrapRole, Distribution
 from dnabox.locations import ASSETS, Locations
-from dnabox.plan.ansible_inventory import render_inventory
+from dnabox.plan.ansible_inventory import render_ansible_inventory
 from dnabox.plan.artifacts import required_artifacts
 from dnabox.plan.catalogue import CATALOGUE, ROLE_ORDER, RoleSpec, all_packages, role_spec
-from dnabox.plan.direct import DIRECT_ROLES
+from dnabox.plan.direct_program import DIRECT_ROLES
 from dnabox.plan.roles import roles_for
 from dnabox.provision.runbooks import ROLE_CHECKS
 
@@ -43,7 +43,7 @@ def test_the_tables_are_views_of_the_catalogue() -> None:
     assert {s.name: s.health_check for s in CATALOGUE} == ROLE_CHECKS
     assert all_packages() == sorted({p for s in CATALOGUE for p in s.packages})
     fleet = load_fleet(ROOT / "inventory" / "lab.yaml")
-    variables = render_inventory(fleet, Locations.discover(ROOT))["all"]["vars"]
+    variables = render_ansible_inventory(fleet, Locations.discover(ROOT))["all"]["vars"]
     for spec in CATALOGUE:
         if spec.packages:
             assert variables[f"{spec.name}_packages"] == list(spec.packages)

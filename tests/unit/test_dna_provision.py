@@ -12,9 +12,9 @@ import yaml
 
 from dnabox.inventory import load_fleet
 from dnabox.locations import Locations
-from dnabox.plan.ansible_inventory import render_inventory
+from dnabox.plan.ansible_inventory import render_ansible_inventory
 from dnabox.plan.desired import box_variables, plan_fleet
-from dnabox.plan.direct import ProgramAssets, build_program
+from dnabox.plan.direct_program import ProgramAssets, build_program
 from dnabox.plan.dna import SECRETS_FILE, build_topology
 from dnabox.provision.dna_credentials import box_secrets, credentials_dir, passwords
 from dnabox.provision.remote import decide, parse_preflight, preflight_command
@@ -52,7 +52,7 @@ def test_no_secret_in_plans_inventory_or_program_text(state: Path) -> None:
     assert topology is not None
     known = passwords(state, topology)
     project = where()
-    inventory = render_inventory(fleet, project)
+    inventory = render_ansible_inventory(fleet, project)
     plans = plan_fleet(fleet, project, inventory)
     public = yaml.safe_dump(inventory) + "".join(f.content for p in plans.values()
                                                  for f in p.files)

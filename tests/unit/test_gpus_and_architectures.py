@@ -22,7 +22,7 @@ from dnabox.inventory.platforms import KUBERNETES_MINORS
 from dnabox.layers import baseline, gpus, runtimes
 from dnabox.locations import Locations
 from dnabox.plan.accelerators import gpu_workload
-from dnabox.plan.ansible_inventory import render_inventory
+from dnabox.plan.ansible_inventory import render_ansible_inventory
 from dnabox.plan.artifacts import ArtifactMissing, check_artifacts, missing_artifacts
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -74,7 +74,7 @@ def test_gpu_nodes_are_labelled_and_the_kubelet_may_set_the_labels() -> None:
         assert labels[name]["dnabox.io/gpu-count"] == "4"
         assert labels[name]["dnabox.io/gpu-model"] == "A100-80GB"
     assert "nvidia.com/gpu.present" not in labels["core-gist-3"]
-    hosts = render_inventory(fleet, Locations.discover(ROOT))["all"]["hosts"]
+    hosts = render_ansible_inventory(fleet, Locations.discover(ROOT))["all"]["hosts"]
     assert hosts["core-gist-1"]["dnabox_kubelet_labels"]["nvidia.com/gpu.present"] == "true"
     assert hosts["core-gist-1"]["dnabox_cdi"] is True
     assert hosts["core-gist-3"]["dnabox_cdi"] is False
@@ -163,7 +163,7 @@ def test_an_arm64_box_without_arm64_artifacts_is_named(tmp_path: Path) -> None:
     complete = edited(tmp_path, artifacts={"source": "online",
                                            "files": all_artifacts(arm64=True)})
     assert missing_artifacts(complete) == []
-    hosts = render_inventory(complete, Locations.discover(ROOT))["all"]["hosts"]
+    hosts = render_ansible_inventory(complete, Locations.discover(ROOT))["all"]["hosts"]
     pi = {a["name"]: a for a in hosts["end-gist-pi-1"]["dnabox_box_artifacts"]}
     assert pi["k3s"]["arch"] == "arm64" and pi["k3s"]["bundle_path"] == "files/arm64/k3s"
     assert "nvidia-container-toolkit" not in pi

@@ -8,7 +8,7 @@ import pytest
 
 from dnabox.errors import LockHeld
 from dnabox.lab.processes import Proc
-from dnabox.lab.state import BoxState, LabState, NetworkState, load, locked, save
+from dnabox.lab.state import LabBoxState, LabState, NetworkState, load, locked, save
 
 
 def test_state_round_trips(tmp_path: Path) -> None:
@@ -16,7 +16,7 @@ def test_state_round_trips(tmp_path: Path) -> None:
     state.network = NetworkState(fingerprint="f", router_ns="r", host_link="h", repo_dir="d",
                                  cgroups=["/sys/fs/cgroup/memory/dnabox/lab/_router"],
                                  server=Proc(pid=10, start=20))
-    state.boxes["core-1"] = BoxState(fingerprint="b", netns="dnabox.lab.core-1", cgroups=[])
+    state.boxes["core-1"] = LabBoxState(fingerprint="b", netns="dnabox.lab.core-1", cgroups=[])
     path = tmp_path / "lab" / "state.json"
     save(state, path)
     assert load(path) == state

@@ -16,7 +16,7 @@ from dnabox.adapters.bundle import BundleError, build_bundle, write_package_inde
 from dnabox.cli.app import app
 from dnabox.inventory import Fleet, load_fleet
 from dnabox.locations import Locations
-from dnabox.plan.ansible_inventory import render_inventory
+from dnabox.plan.ansible_inventory import render_ansible_inventory
 from dnabox.plan.artifacts import ArtifactMissing, check_artifacts, missing_artifacts
 from dnabox.plan.selection import select_boxes
 from dnabox.provision import bootstrap as bootstrap_workflow
@@ -66,7 +66,7 @@ def test_only_the_chosen_boxes_count(tmp_path: Path) -> None:
 
 def test_inventory_tells_each_role_its_artifact_names(tmp_path: Path) -> None:
     fleet = lab_without_skips(tmp_path)
-    hosts = render_inventory(fleet, Locations.discover())["all"]["hosts"]
+    hosts = render_ansible_inventory(fleet, Locations.discover())["all"]["hosts"]
     assert hosts["core-1"]["dnabox_required_artifacts"] == {
         "kata": ["kata-static"], "apptainer": ["apptainer"],
         "kubernetes": ["kubeadm", "kubelet", "kubectl"]}

@@ -11,7 +11,7 @@ import pytest
 
 from dnabox.inventory import load_fleet
 from dnabox.locations import ASSETS, Locations
-from dnabox.plan.ansible_inventory import render_inventory
+from dnabox.plan.ansible_inventory import render_ansible_inventory
 
 pytestmark = pytest.mark.skipif(shutil.which("ansible-playbook") is None,
                                 reason="ansible-core is a dependency of dnabox")
@@ -39,7 +39,7 @@ def test_playbooks_pass_syntax_check(repo_root: Path, tmp_path: Path, sample: st
                                      playbook: str) -> None:
     fleet = load_fleet(repo_root / "inventory" / f"{sample}.yaml")
     inventory = tmp_path / "hosts.json"
-    rendered = render_inventory(fleet, Locations.discover())
+    rendered = render_ansible_inventory(fleet, Locations.discover())
     inventory.write_text(json.dumps(rendered), encoding="utf-8")
     result = subprocess.run(
         ["ansible-playbook", "--syntax-check", "-i", str(inventory), playbook],

@@ -12,7 +12,7 @@ import yaml
 
 from dnabox.inventory import load_fleet
 from dnabox.locations import ASSETS, Locations
-from dnabox.plan.ansible_inventory import render_inventory
+from dnabox.plan.ansible_inventory import render_ansible_inventory
 from dnabox.plan.catalogue import CATALOGUE, ROLE_ORDER
 from dnabox.plan.desired import box_variables
 from dnabox.plan.roles import roles_for
@@ -73,7 +73,7 @@ def test_argument_specs_cover_every_default_with_the_same_value(role: str) -> No
 @pytest.mark.parametrize("sample", ["lab", "smartx-playground"])
 def test_inventory_provides_every_required_variable(sample: str) -> None:
     fleet = load_fleet(ROOT / "inventory" / f"{sample}.yaml")
-    inventory = render_inventory(fleet, Locations.discover())
+    inventory = render_ansible_inventory(fleet, Locations.discover())
     for box in fleet.boxes:
         variables = box_variables(inventory, box.name)
         for role in roles_for(fleet, box):

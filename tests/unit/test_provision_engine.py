@@ -20,8 +20,8 @@ from dnabox.errors import RemoteError
 from dnabox.inventory import load_fleet
 from dnabox.locations import Locations
 from dnabox.plan.dag import WorkUnit
-from dnabox.plan.direct import DirectProgram
-from dnabox.provision.direct import DirectOutcome
+from dnabox.plan.direct_program import DirectProgram
+from dnabox.provision.direct_run import DirectOutcome
 from dnabox.provision.engine import Engine, Provisioner, UpOptions
 from dnabox.provision.engine_parts import EngineParts
 from dnabox.provision.events import Event

@@ -9,7 +9,7 @@ import yaml
 
 from dnabox.inventory import load_fleet
 from dnabox.locations import Locations
-from dnabox.plan.ansible_inventory import render_inventory
+from dnabox.plan.ansible_inventory import render_ansible_inventory
 
 SAMPLES = ["inventory/lab.yaml", "inventory/smartx-playground.yaml"]
 
@@ -35,14 +35,16 @@ def test_playground_is_a_realistic_testbed(repo_root: Path) -> None:
 
 @pytest.mark.parametrize("sample", SAMPLES)
 def test_ansible_inventory_is_deterministic(repo_root: Path, sample: str) -> None:
-    first = yaml.safe_dump(render_inventory(load_fleet(repo_root / sample), Locations.discover()))
-    second = yaml.safe_dump(render_inventory(load_fleet(repo_root / sample), Locations.discover()))
+    first = yaml.safe_dump(render_ansible_inventory(load_fleet(repo_root / sample),
+                                                    Locations.discover()))
+    second = yaml.safe_dump(render_ansible_inventory(load_fleet(repo_root / sample),
+                                                     Locations.discover()))
     assert first == second
 
 
 def test_ansible_inventory_groups(repo_root: Path) -> None:
     fleet = load_fleet(repo_root / "inventory/lab.yaml")
-    inventory = render_inventory(fleet, Locations.discover())["all"]
+    inventory = render_ansible_inventory(fleet, Locations.discover())["all"]
     children = inventory["children"]
     assert set(children["tier_edge"]["hosts"]) == {"edge-a-1", "edge-b-1"}
     assert set(children["site_end_a"]["hosts"]) == {"end-a-1"}

@@ -17,10 +17,10 @@ import pytest
 
 from dnabox.inventory import load_fleet
 from dnabox.locations import ASSETS, Locations
-from dnabox.plan.ansible_inventory import render_inventory
+from dnabox.plan.ansible_inventory import render_ansible_inventory
 from dnabox.plan.catalogue import CATALOGUE
 from dnabox.plan.desired import box_variables, plan_fleet
-from dnabox.plan.direct import STEP_MARK, ProgramAssets, build_program, direct_capable
+from dnabox.plan.direct_program import STEP_MARK, ProgramAssets, build_program, direct_capable
 from dnabox.provision.remote import FINGERPRINTS, fingerprints_document
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -70,7 +70,7 @@ def test_fragments_are_plain_shell_without_template_syntax() -> None:
         text = fragment.read_text()
         assert not any(mark in text for mark in ("{{", "{%", "{#")), fragment.name
         assert text.startswith("# shellcheck shell=sh\n"), fragment.name
-    # The program's steps are what provision.direct reads back.
+    # The program's steps are what provision.direct_run reads back.
     assert f'echo "{STEP_MARK}$*"' in (ASSETS / "templates/apply/direct-program.sh").read_text()
 
 
@@ -87,7 +87,7 @@ def rendered_scripts(tmp_path: Path) -> list[Path]:
 
     for sample in SAMPLES:
         fleet = load_fleet(ROOT / "inventory" / f"{sample}.yaml")
-        inventory = render_inventory(fleet, PROJECT)
+        inventory = render_ansible_inventory(fleet, PROJECT)
         plans = plan_fleet(fleet, PROJECT, inventory)
         for box, plan in plans.items():
             for rendered in plan.files:

@@ -16,7 +16,7 @@ import yaml
 
 from dnabox.inventory import load_fleet
 from dnabox.locations import Locations
-from dnabox.plan.ansible_inventory import render_inventory
+from dnabox.plan.ansible_inventory import render_ansible_inventory
 from dnabox.plan.desired import box_variables, template_environment
 from dnabox.plan.network import box_network
 
@@ -96,7 +96,7 @@ def check(tmp_path: Path, state: dict[str, object]) -> list[str]:
     fleet = load_fleet(ROOT / "inventory" / "lab.yaml")
     project = Locations.discover(ROOT)
     defaults = yaml.safe_load((project.roles / "ovs/defaults/main.yml").read_text())
-    values = {**defaults, **box_variables(render_inventory(fleet, project), "core-1"),
+    values = {**defaults, **box_variables(render_ansible_inventory(fleet, project), "core-1"),
               "ovs_run_dir": str(tmp_path), "ovs_db_file": str(tmp_path / "state.json")}
     script = template_environment(project.templates).get_template(
         "apply/dnabox-ovs-apply.sh.j2").render(values)

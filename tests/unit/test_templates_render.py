@@ -20,7 +20,7 @@ import yaml
 
 from dnabox.inventory import Fleet, load_fleet
 from dnabox.locations import Locations
-from dnabox.plan.ansible_inventory import render_inventory
+from dnabox.plan.ansible_inventory import render_ansible_inventory
 from dnabox.plan.catalogue import ROLE_ORDER
 from dnabox.plan.desired import box_variables, plan_fleet, template_environment
 from dnabox.plan.managed_files import read_table
@@ -38,7 +38,7 @@ def fleet_of(sample: str) -> Fleet:
 
 def context(fleet: Fleet, box: str, role: str) -> dict[str, Any]:
     defaults = yaml.safe_load((PROJECT.roles / role / "defaults" / "main.yml").read_text()) or {}
-    return {**defaults, **box_variables(render_inventory(fleet, PROJECT), box)}
+    return {**defaults, **box_variables(render_ansible_inventory(fleet, PROJECT), box)}
 
 
 def render(fleet: Fleet, box: str, src: str) -> str:
@@ -63,7 +63,7 @@ def test_table_entries_are_well_formed_and_cover_every_template() -> None:
 
 
 def test_inventory_hands_the_table_to_the_roles() -> None:
-    inventory = render_inventory(fleet_of("lab"), PROJECT)
+    inventory = render_ansible_inventory(fleet_of("lab"), PROJECT)
     assert inventory["all"]["vars"]["dnabox_managed_files"] == read_table(PROJECT.templates)
     assert inventory["all"]["vars"]["dnabox_templates_dir"] == str(PROJECT.templates.resolve())
 
@@ -94,7 +94,7 @@ def test_ansible_renders_every_file_exactly_like_the_planner(sample: str) -> Non
     from ansible.template import Templar, trust_as_template
 
     fleet = fleet_of(sample)
-    inventory = render_inventory(fleet, PROJECT)
+    inventory = render_ansible_inventory(fleet, PROJECT)
     env = template_environment(PROJECT.templates)
     compared = 0
     for box in fleet.boxes:
@@ -149,7 +149,7 @@ def test_lab_core_box_gets_kata_and_apptainer_handlers_end_device_only_runc() ->
 @pytest.mark.parametrize("sample", SAMPLES)
 def test_cni_conflist_is_json_with_the_box_pod_subnet(sample: str) -> None:
     fleet = fleet_of(sample)
-    inventory = render_inventory(fleet, PROJECT)
+    inventory = render_ansible_inventory(fleet, PROJECT)
     subnets = []
     for box in fleet.boxes:
         conflist = json.loads(render(fleet, box.name, "cni/10-dnabox.conflist.j2"))
@@ -183,7 +183,7 @@ def test_kubernetes_node_config_per_distribution_and_role() -> None:
 @pytest.mark.parametrize("sample", SAMPLES)
 def test_ovs_apply_script_is_valid_shell_with_every_tunnel(sample: str, tmp_path: Path) -> None:
     fleet = fleet_of(sample)
-    inventory = render_inventory(fleet, PROJECT)
+    inventory = render_ansible_inventory(fleet, PROJECT)
     for box in fleet.boxes:
         script = render(fleet, box.name, "apply/dnabox-ovs-apply.sh.j2")
         path = tmp_path / f"{box.name}.sh"

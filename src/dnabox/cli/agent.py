@@ -19,8 +19,8 @@ from dnabox.cli.common import (
 )
 from dnabox.inventory import Fleet
 from dnabox.locations import Locations
-from dnabox.provision.agent_client import start_in_background, status, stop
-from dnabox.provision.agent_protocol import fleet_name_of, persist_seconds
+from dnabox.provision.agent.client import start_in_background, status, stop
+from dnabox.provision.agent.protocol import fleet_name_of, persist_seconds
 
 app = typer.Typer(
     help="The connection agent: keeps authenticated SSH connections so `dnabox exec` "

@@ -14,7 +14,7 @@ from dnabox.cli import (
     converge,
     demo,
     dna,
-    fanout,
+    exec_command,
     init,
     inventory,
     kubeconfig,
@@ -66,7 +66,7 @@ app.command("plan")(converge.plan)
 app.command("up")(converge.up)
 app.command("status")(observe.status)
 app.command("drift")(observe.drift)
-app.command("exec")(fanout.exec_command)
+app.command("exec")(exec_command.exec_command)
 app.command("unlock")(unlock.unlock_command)
 app.command("ssh")(ssh.ssh)
 app.command("kubeconfig")(kubeconfig.kubeconfig)

@@ -15,7 +15,7 @@ import sys
 from typing import BinaryIO
 
 from dnabox.cli.exec_output import BoxOutcome, ExecPrinter, command_line
-from dnabox.provision.agent_protocol import (
+from dnabox.provision.agent.protocol import (
     Message,
     ProtocolError,
     connect,
@@ -24,7 +24,7 @@ from dnabox.provision.agent_protocol import (
     send,
     socket_for_inventory,
 )
-from dnabox.provision.agent_requests import ExecJob, exec_request
+from dnabox.provision.agent.requests import ExecJob, exec_request
 
 DEFAULT_INVENTORY = "inventory/lab.yaml"  # the full CLI's default (dnabox.cli.common)
 INVENTORY_ENV = "DNABOX_INVENTORY"

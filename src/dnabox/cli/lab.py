@@ -24,7 +24,7 @@ from dnabox.cli.common import (
 )
 from dnabox.errors import DnaboxError
 from dnabox.lab import partition as lab_partition
-from dnabox.provision.agent_client import stop as stop_agent
+from dnabox.provision.agent.client import stop as stop_agent
 
 app = typer.Typer(help="Build, inspect and remove the local lab of boxes.",
                   no_args_is_help=True)

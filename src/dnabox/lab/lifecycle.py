@@ -27,7 +27,7 @@ from dnabox.lab.paths import LabPaths
 from dnabox.lab.preflight import check_host
 from dnabox.lab.repo import ensure_repo, repo_key, server_argv
 from dnabox.lab.rootfs import ensure_rootfs
-from dnabox.lab.state import BoxState, LabState, NetworkState, load, locked, save
+from dnabox.lab.state import LabBoxState, LabState, NetworkState, load, locked, save
 from dnabox.plan.catalogue import all_packages
 
 Log = Callable[[str], None]
@@ -39,7 +39,7 @@ def _quiet(_message: str) -> None:
 
 
 @dataclass(frozen=True)
-class UpReport:
+class LabUpReport:
     fleet: str
     started: list[str] = field(default_factory=list)
     kept: list[str] = field(default_factory=list)
@@ -70,7 +70,7 @@ def cache(paths: LabPaths | None = None, log: Log = _quiet) -> tuple[Path, Path]
 
 
 def up(fleet: Fleet, paths: LabPaths | None = None, log: Log = _quiet, *,
-       light: bool = False) -> UpReport:
+       light: bool = False) -> LabUpReport:
     """Converge the lab to the inventory; ``light``: boxes whose rootfs already holds the
     base role's packages (see lab/light.py), for fleets of a thousand."""
     paths = paths or LabPaths()
@@ -119,12 +119,12 @@ def up(fleet: Fleet, paths: LabPaths | None = None, log: Log = _quiet, *,
             log(f"starting {len(to_start)} box(es)")
             _start_boxes(state, layout, to_start, rootfs, public_key, hierarchies, paths)
         _write_known_hosts(layout, paths)
-    return UpReport(fleet.name, [b.name for b in to_start], kept, removed,
+    return LabUpReport(fleet.name, [b.name for b in to_start], kept, removed,
                     round(time.monotonic() - began, 2))
 
 
 def replace(fleet: Fleet, names: Sequence[str], paths: LabPaths | None = None,
-            log: Log = _quiet) -> UpReport:
+            log: Log = _quiet) -> LabUpReport:
     """Swap boxes for new hardware under the same names: a blank disk and a new host key.
 
     What `dnabox runbook run replace_box` is for. The lab records each new host key in its
@@ -231,7 +231,7 @@ def _network_sound(recorded: NetworkState, layout: LabLayout, repo: Path) -> boo
             and network.link_exists(recorded.host_link) and processes.alive(recorded.server))
 
 
-def _box_sound(recorded: BoxState, box: BoxLayout) -> bool:
+def _box_sound(recorded: LabBoxState, box: BoxLayout) -> bool:
     return (recorded.complete and recorded.fingerprint == fingerprint(box)
             and network.netns_exists(recorded.netns) and processes.alive(recorded.init))
 
@@ -284,7 +284,7 @@ def _start_boxes(state: LabState, layout: LabLayout, to_start: Sequence[BoxLayou
     state_file = paths.state_file(layout.fleet)
     units = {b.name: cgroups.cgroup_paths(hierarchies, layout.fleet, b.name) for b in to_start}
     for box in to_start:  # recorded before any of it exists
-        state.boxes[box.name] = BoxState(fingerprint=fingerprint(box), netns=box.netns,
+        state.boxes[box.name] = LabBoxState(fingerprint=fingerprint(box), netns=box.netns,
                                          cgroups=[str(p) for p in units[box.name]])
     save(state, state_file)
     for box in to_start:
@@ -322,7 +322,7 @@ def _write_known_hosts(layout: LabLayout, paths: LabPaths) -> None:
     write_known_hosts(paths.known_hosts(layout.fleet), lines)
 
 
-def _stop_box(recorded: BoxState) -> None:
+def _stop_box(recorded: LabBoxState) -> None:
     # Killing PID 1 of the box's PID namespace ends every process in it at once.
     processes.kill(recorded.init)
     processes.kill(recorded.launcher)
@@ -366,7 +366,7 @@ def _derived_resources(fleet: Fleet, paths: LabPaths) -> LabState:
         cgroups=[str(p) for p in cgroups.cgroup_paths(hierarchies, fleet.name, ROUTER_UNIT)],
     )
     for box in layout.boxes:
-        state.boxes[box.name] = BoxState(
+        state.boxes[box.name] = LabBoxState(
             fingerprint="", netns=box.netns,
             cgroups=[str(p) for p in cgroups.cgroup_paths(hierarchies, fleet.name, box.name)],
         )

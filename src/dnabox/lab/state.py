@@ -28,7 +28,7 @@ class NetworkState(BaseModel):
     complete: bool = False
 
 
-class BoxState(BaseModel):
+class LabBoxState(BaseModel):
     fingerprint: str
     netns: str
     cgroups: list[str]
@@ -41,7 +41,7 @@ class LabState(BaseModel):
     fleet: str
     inventory: str = ""
     network: NetworkState | None = None
-    boxes: dict[str, BoxState] = Field(default_factory=dict)
+    boxes: dict[str, LabBoxState] = Field(default_factory=dict)
     # Light boxes (`lab up --light`): the base role's packages in a shared lower layer.
     layers: list[str] = Field(default_factory=list)
 

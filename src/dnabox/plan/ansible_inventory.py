@@ -107,7 +107,7 @@ def _pod_subnet(cluster: Cluster | None, box: Box) -> str:
     return str(subnet) if subnet is not None else ""
 
 
-def render_inventory(fleet: Fleet, locations: Locations) -> dict[str, Any]:
+def render_ansible_inventory(fleet: Fleet, locations: Locations) -> dict[str, Any]:
     """A YAML-ready Ansible inventory: ``{"all": {"hosts": ..., "children": ...}}``."""
     children: dict[str, dict[str, Any]] = {}
 

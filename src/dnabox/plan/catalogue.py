@@ -55,7 +55,7 @@ class RoleSpec:
     # The managed script on the box holding the steps that are neither packages nor files
     # (its --reload is what the role's handlers run); None: packages and files are the role.
     apply_script: str | None = None
-    # Whether the direct path (dnabox.plan.direct) may run it instead of Ansible.
+    # Whether the direct path (dnabox.plan.direct_program) may run it instead of Ansible.
     direct: bool = False
     # What "healthy after an upgrade" means, checked over SSH between upgrade batches.
     health_check: str = "true"

@@ -23,7 +23,7 @@ import yaml
 
 from dnabox.inventory.model import Box, Fleet
 from dnabox.locations import Locations
-from dnabox.plan.ansible_inventory import render_inventory
+from dnabox.plan.ansible_inventory import render_ansible_inventory
 from dnabox.plan.managed_files import read_table
 from dnabox.plan.roles import roles_for
 
@@ -146,7 +146,7 @@ def box_variables(inventory: dict[str, Any], box: str) -> dict[str, Any]:
 def plan_fleet(fleet: Fleet, locations: Locations,
                inventory: dict[str, Any] | None = None) -> dict[str, BoxPlan]:
     """Plan every box; pass the rendered ``inventory`` when the caller has it already."""
-    inventory = inventory or render_inventory(fleet, locations)
+    inventory = inventory or render_ansible_inventory(fleet, locations)
     managed = load_managed_files(locations.templates)
     env = template_environment(locations.templates)
     assets: dict[str, _RoleAssets] = {}

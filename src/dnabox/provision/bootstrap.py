@@ -15,7 +15,7 @@ from typing import Any
 from dnabox.adapters.ansible import TaskEvent, run_playbook
 from dnabox.inventory.model import Fleet
 from dnabox.locations import Locations
-from dnabox.plan.ansible_inventory import render_inventory
+from dnabox.plan.ansible_inventory import render_ansible_inventory
 from dnabox.plan.artifacts import check_artifacts
 from dnabox.plan.selection import Selection, select
 from dnabox.provision.dna_credentials import box_secrets
@@ -58,7 +58,7 @@ def bootstrap(fleet: Fleet, locations: Locations, chosen_by: Selection | None = 
     ``roles`` when given; ``on_start`` hears the chosen boxes, ``on_event`` every task."""
     chosen = [b.name for b in select(fleet, chosen_by or Selection())]
     check_artifacts(fleet, chosen)
-    rendered = render_inventory(fleet, locations)
+    rendered = render_ansible_inventory(fleet, locations)
     run_dir = locations.ensure_fleet_state(fleet.name) / "ansible" / "bootstrap"
     if on_start is not None:
         on_start(chosen)

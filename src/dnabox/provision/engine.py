@@ -3,7 +3,7 @@
 Preflight reads every box's stored fingerprints in one round trip; only the roles whose
 fingerprint differs run, in site shards that run concurrently; fingerprints are written
 back after success. A converged fleet costs one SSH round trip per box. Roles that can take
-the direct path (``dnabox.plan.direct``: packages, files and the role's apply script in one
+the direct path (``dnabox.plan.direct_program``: packages, files and the role's apply script in one
 SSH round trip) do so; the others, and every role with ``--engine ansible``, run through
 ansible-playbook.
 """
@@ -24,13 +24,13 @@ from dnabox.adapters.ssh import BoxConnection, CommandResult, Job, JobResult
 from dnabox.errors import DnaboxError
 from dnabox.inventory.model import Fleet
 from dnabox.locations import Locations
-from dnabox.plan.ansible_inventory import render_inventory
+from dnabox.plan.ansible_inventory import render_ansible_inventory
 from dnabox.plan.catalogue import formation_roles
 from dnabox.plan.dag import WorkUnit, build_dag
 from dnabox.plan.desired import BoxPlan, box_variables, plan_fleet
-from dnabox.plan.direct import ProgramAssets, build_program, direct_capable
-from dnabox.provision.agent_batch import run_batch
-from dnabox.provision.direct import DirectOutcome
+from dnabox.plan.direct_program import ProgramAssets, build_program, direct_capable
+from dnabox.provision.agent.batch import run_batch
+from dnabox.provision.direct_run import DirectOutcome
 from dnabox.provision.dna_credentials import box_secrets
 from dnabox.provision.engine_parts import EngineParts, default_parts
 from dnabox.provision.events import Event, EventSink
@@ -127,8 +127,8 @@ class Provisioner:
         self.state = locations.ensure_fleet_state(fleet.name)
         self.sink = sink
         self.options = options or UpOptions()
-        self.inventory = render_inventory(fleet, locations)
-        self.plans = plan_fleet(fleet, locations, self.inventory)
+        self.ansible_inventory = render_ansible_inventory(fleet, locations)
+        self.plans = plan_fleet(fleet, locations, self.ansible_inventory)
         # What each box had converged, as read by preflight and updated after each run.
         self._stored: dict[str, dict[str, str]] = {}
         self._decisions: dict[str, list[RoleDecision]] = {}
@@ -347,7 +347,7 @@ class Provisioner:
     def _direct(self, box: str, roles: list[str]) -> bool:
         if self.options.engine is not Engine.AUTO:
             return False
-        variables = box_variables(self.inventory, box)
+        variables = box_variables(self.ansible_inventory, box)
         return all(direct_capable(role, variables) for role in roles)
 
     def _run_direct(self, unit: WorkUnit, work: dict[str, list[str]]) -> list[str]:
@@ -361,7 +361,7 @@ class Provisioner:
             hidden = (box_secrets(self.fleet, self.state, [box]).get(box, {})
                       if "dna" in work[box] else {})
             program = build_program(
-                self.plans[box], work[box], box_variables(self.inventory, box),
+                self.plans[box], work[box], box_variables(self.ansible_inventory, box),
                 assets=self._assets, fingerprints_document=fingerprints_document(stored),
                 state_file=FINGERPRINTS, secrets={"dna": hidden} if hidden else None)
 
@@ -407,7 +407,7 @@ class Provisioner:
         extravars = {"dna_secret_files": box_secrets(self.fleet, self.state, boxes)} \
             if "dna" in roles else None
         result = self._run_playbook(
-            self.locations.site_playbook, self.inventory, extravars=extravars,
+            self.locations.site_playbook, self.ansible_inventory, extravars=extravars,
             private_data_dir=self.state / "ansible" / label, limit=boxes, tags=list(roles),
             forks=self.options.forks, roles_path=self.locations.roles, on_event=self._task_event,
         )

@@ -13,9 +13,9 @@ from typing import Protocol
 from dnabox.adapters.ansible import HostStats, PlaybookResult, run_playbook
 from dnabox.adapters.ssh import BoxConnection, ConnectionPool, Job, JobResult
 from dnabox.inventory.model import ResolvedSsh
-from dnabox.plan.direct import DirectProgram
+from dnabox.plan.direct_program import DirectProgram
 from dnabox.provision.batcher import AnsibleBatcher, RunBatch
-from dnabox.provision.direct import DirectOutcome, run_direct
+from dnabox.provision.direct_run import DirectOutcome, run_direct
 from dnabox.provision.events import Event, EventSink
 
 

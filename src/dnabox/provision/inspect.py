@@ -10,7 +10,7 @@ from dnabox.adapters.ssh import BoxConnection, ConnectionPool, Job
 from dnabox.errors import DnaboxError
 from dnabox.inventory.model import Fleet
 from dnabox.plan.desired import BoxPlan, RenderedFile
-from dnabox.provision.agent_batch import BatchOutcome, run_batch
+from dnabox.provision.agent.batch import BatchOutcome, run_batch
 from dnabox.provision.remote import (
     BoxFacts,
     BoxState,

@@ -19,7 +19,7 @@ from dnabox.adapters.ssh import BoxConnection, ConnectionPool
 from dnabox.errors import DnaboxError
 from dnabox.inventory.model import Box, Cluster, Fleet
 from dnabox.locations import Locations
-from dnabox.plan.ansible_inventory import render_inventory
+from dnabox.plan.ansible_inventory import render_ansible_inventory
 from dnabox.plan.catalogue import CATALOGUE
 from dnabox.plan.roles import roles_for
 from dnabox.plan.selection import Selection, select
@@ -146,7 +146,7 @@ def run_playbook_on(ctx: RunbookContext, playbook: str, boxes: Sequence[Box], *,
                     extravars: dict[str, Any] | None = None, label: str = "") -> PlaybookResult:
     path = ctx.locations.runbooks / playbook
     return run_playbook(
-        path, render_inventory(ctx.fleet, ctx.locations),
+        path, render_ansible_inventory(ctx.fleet, ctx.locations),
         private_data_dir=ctx.state / "ansible" / f"runbook-{label or path.stem}",
         limit=[b.name for b in boxes], extravars=extravars, roles_path=ctx.locations.roles,
         on_event=lambda e: ctx.sink(Event("task", "failed" if e.status in {

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from dnabox.adapters.ssh import ConnectionPool, Job
 from dnabox.inventory.model import Fleet
-from dnabox.provision.agent_batch import run_batch
+from dnabox.provision.agent.batch import run_batch
 from dnabox.provision.lease import Lease, break_command, parse_lease, read_command
 
 

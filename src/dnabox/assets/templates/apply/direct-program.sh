@@ -1,5 +1,5 @@
 # shellcheck shell=sh
-# The functions of the direct program (dnabox.plan.direct), after the shared header: the
+# The functions of the direct program (dnabox.plan.direct_program), after the shared header: the
 # program itself is only data, a call of these per file and package list, and the roles'
 # apply scripts. Plain sh: no template syntax.
 export DEBIAN_FRONTEND=noninteractive

@@ -1,6 +1,6 @@
 # shellcheck shell=sh
 # The header every dnabox apply script starts with (included when the script is rendered),
-# and the direct program too (dnabox.plan.direct). Plain sh: no template syntax.
+# and the direct program too (dnabox.plan.direct_program). Plain sh: no template syntax.
 # A script run with --check prints what would change and changes nothing.
 set -eu
 # Wherever it runs from (Ansible, an SSH command, a systemd unit), the admin tools resolve.

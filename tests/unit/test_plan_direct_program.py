@@ -15,9 +15,9 @@ import yaml
 
 from dnabox.inventory import load_fleet
 from dnabox.locations import ASSETS, Locations
-from dnabox.plan.ansible_inventory import render_inventory
+from dnabox.plan.ansible_inventory import render_ansible_inventory
 from dnabox.plan.desired import box_variables, plan_fleet
-from dnabox.plan.direct import (
+from dnabox.plan.direct_program import (
     DIRECT_ROLES,
     POLICY_RC,
     ProgramAssets,
@@ -123,7 +123,7 @@ def test_only_online_roles_without_artifacts_go_direct() -> None:
 def lab_program(roles: list[str]) -> tuple[Any, str]:
     fleet = load_fleet(ROOT / "inventory" / "lab.yaml")
     project = Locations.discover(ROOT)
-    inventory = render_inventory(fleet, project)
+    inventory = render_ansible_inventory(fleet, project)
     plan = plan_fleet(fleet, project, inventory)["core-1"]
     program = build_program(
         plan, roles, box_variables(inventory, "core-1"),

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from dnabox.adapters.ssh import ConnectionPool
 from dnabox.errors import DnaboxError
 from dnabox.inventory import Fleet, load_fleet
-from dnabox.provision.agent_requests import Fallback
+from dnabox.provision.agent.requests import Fallback
 from dnabox.provision.fanout import FANOUT_RETRY
 
 

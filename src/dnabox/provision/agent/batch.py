@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from dnabox.adapters.ssh import CommandResult, Job, JobResult
-from dnabox.provision.agent_protocol import (
+from dnabox.provision.agent.protocol import (
     MAX_MESSAGE,
     Message,
     ProtocolError,
@@ -26,7 +26,7 @@ from dnabox.provision.agent_protocol import (
     socket_path,
     state_dir_for,
 )
-from dnabox.provision.agent_requests import BatchJob, batch_request
+from dnabox.provision.agent.requests import BatchJob, batch_request
 
 # The agent answers as boxes end; a box may legitimately take a while (preflight hashes).
 ANSWER_TIMEOUT = 120.0

@@ -5,12 +5,12 @@ from __future__ import annotations
 import os
 
 import pytest
-from test_agent_server import Running, running  # noqa: F401  (the fixture)
+from test_provision_agent_server import Running, running  # noqa: F401  (the fixture)
 
 from dnabox.adapters.ssh import ConnectionPool, Job
 from dnabox.inventory import load_fleet
-from dnabox.provision.agent_batch import ask_agent, run_batch
-from dnabox.provision.agent_requests import BatchJob, Fallback, batch_request, parse_batch
+from dnabox.provision.agent.batch import ask_agent, run_batch
+from dnabox.provision.agent.requests import BatchJob, Fallback, batch_request, parse_batch
 
 
 def test_batch_request_round_trips_and_sends_each_command_once() -> None:

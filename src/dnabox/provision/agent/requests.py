@@ -6,7 +6,7 @@ import base64
 import binascii
 from dataclasses import dataclass
 
-from dnabox.provision.agent_protocol import PROTOCOL_VERSION, Message
+from dnabox.provision.agent.protocol import PROTOCOL_VERSION, Message
 
 
 class Fallback(Exception):

@@ -1,7 +1,7 @@
 """The connection agent: keeps a fleet's authenticated SSH connections between `dnabox exec`s.
 
 Like OpenSSH's ControlPersist, with asyncssh. Started in the background by `dnabox exec` and
-`dnabox up` (``python -m dnabox.provision.agent``), one per fleet state dir, it listens on
+`dnabox up` (``python -m dnabox.provision.agent.server``), one per fleet state dir, it listens on
 ``<state dir>/agent.sock`` (0600 in a 0700 dir) and serves only clients of its own uid
 (SO_PEERCRED). Each request runs one channel per box over the kept transports; host keys are
 checked exactly as everywhere else (dnabox.adapters.ssh). It exits after ``--persist``
@@ -29,9 +29,9 @@ from dnabox.adapters.ssh import Job, JobResult
 from dnabox.errors import DnaboxError
 from dnabox.inventory import load_fleet
 from dnabox.plan.selection import select_boxes
-from dnabox.provision.agent_batch import result_message
-from dnabox.provision.agent_fleet import FleetConnections
-from dnabox.provision.agent_protocol import (
+from dnabox.provision.agent.batch import result_message
+from dnabox.provision.agent.fleet import FleetConnections
+from dnabox.provision.agent.protocol import (
     LOCK_NAME,
     PROTOCOL_VERSION,
     Message,
@@ -40,7 +40,7 @@ from dnabox.provision.agent_protocol import (
     send,
     socket_path,
 )
-from dnabox.provision.agent_requests import Fallback, parse_batch, parse_exec
+from dnabox.provision.agent.requests import Fallback, parse_batch, parse_exec
 from dnabox.provision.fanout import fan_out_over
 
 # A client sends its request and its "go" at once; waiting longer means it is gone.
@@ -318,7 +318,7 @@ def _warm_quietly(connections: FleetConnections, inventory: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m dnabox.provision.agent")
+    parser = argparse.ArgumentParser(prog="python -m dnabox.provision.agent.server")
     parser.add_argument("--inventory", required=True)
     parser.add_argument("--state-dir", required=True)
     parser.add_argument("--persist", type=float, required=True)

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from dnabox.cli.fast_exec import parse
-from dnabox.provision.agent_protocol import (
+from dnabox.provision.agent.protocol import (
     DEFAULT_PERSIST,
     ProtocolError,
     fleet_name_of,
@@ -21,7 +21,7 @@ from dnabox.provision.agent_protocol import (
     socket_path,
     state_dir_for,
 )
-from dnabox.provision.agent_requests import ExecJob, Fallback, exec_request, parse_exec
+from dnabox.provision.agent.requests import ExecJob, Fallback, exec_request, parse_exec
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -7,7 +7,7 @@ import subprocess
 import sys
 import time
 
-from dnabox.provision.agent_protocol import (
+from dnabox.provision.agent.protocol import (
     LOG_NAME,
     Message,
     ask,
@@ -40,7 +40,7 @@ def start_in_background(inventory: str, state_dir: str) -> int | None:
                   0o600)
     try:
         process = subprocess.Popen(
-            [sys.executable, "-m", "dnabox.provision.agent", "--inventory",
+            [sys.executable, "-m", "dnabox.provision.agent.server", "--inventory",
              os.path.abspath(inventory), "--state-dir", state_dir, "--persist", str(persist)],
             stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
             close_fds=True)

@@ -8,8 +8,9 @@ remaining steps in the role's managed apply script (``dnabox-<role>-apply``), wh
 role's single command task runs as well. The program only strings these together: all
 packages in one apt transaction, every file compared and replaced atomically, the apply
 scripts in role order, the scripts' ``--reload`` where a role's files changed (what the
-role's handlers do), then the new fingerprints. ``tests/unit/test_direct.py`` fails when a
-direct role gains an Ansible task this program does not cover.
+role's handlers do), then the new fingerprints.
+``tests/unit/plan/test_plan_direct_program.py`` fails when a direct role gains an Ansible task
+this program does not cover.
 """
 
 from __future__ import annotations

@@ -17,10 +17,10 @@ from typer.testing import CliRunner
 
 from dnabox.cli import fast_exec
 from dnabox.cli.app import app
-from dnabox.provision import agent_client
-from dnabox.provision.agent import Agent, listen
-from dnabox.provision.agent_fleet import FleetConnections
-from dnabox.provision.agent_protocol import PROTOCOL_VERSION, ask, socket_path, state_dir_for
+from dnabox.provision.agent import client as agent_client
+from dnabox.provision.agent.fleet import FleetConnections
+from dnabox.provision.agent.protocol import PROTOCOL_VERSION, ask, socket_path, state_dir_for
+from dnabox.provision.agent.server import Agent, listen
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""Run a box's direct program (see ``dnabox.plan.direct``) over its kept SSH connection."""
+"""Run a box's direct program (see ``dnabox.plan.direct_program``) over its kept SSH connection."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from dnabox.adapters.ssh import BoxConnection
-from dnabox.plan.direct import STEP_MARK, DirectProgram
+from dnabox.plan.direct_program import STEP_MARK, DirectProgram
 
 # Package installs on a real box can take minutes; a hung one must still end.
 DIRECT_TIMEOUT = 1800.0
