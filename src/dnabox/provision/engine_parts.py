@@ -40,7 +40,8 @@ DirectRunner = Callable[[BoxConnection, DirectProgram, Callable[[str], None],
 
 @dataclass(frozen=True)
 class EngineParts:
-    """What the engine reaches boxes through; unit tests pass fakes (tests/unit/test_engine.py).
+    """What the engine reaches boxes through; unit tests pass fakes
+    (tests/unit/provision/test_provision_engine.py).
 
     ``batcher`` is handed how to run one batch of roles on boxes (the engine's own method,
     which calls ``run_playbook``) and returns what coalesces the site shards' requests.
