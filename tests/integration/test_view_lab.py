@@ -9,6 +9,7 @@ beyond loopback refuses requests without its token.
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -83,6 +84,13 @@ def browser() -> Iterator[Any]:
         instance.close()
 
 
+def screenshot(page: Any, name: str) -> None:
+    """For the docs: `DNABOX_SCREENSHOTS=docs/img pytest ...` keeps the pictures."""
+    where = os.environ.get("DNABOX_SCREENSHOTS")
+    if where:
+        page.screenshot(path=str(Path(where) / name), full_page=True)
+
+
 def forget_role(lab: Lab, box: str, role: str) -> None:
     lab.run(box, f"python3 -c \"import json; p='{FINGERPRINTS}'; d=json.load(open(p)); "
                  f"d['fingerprints'].pop('{role}', None); json.dump(d, open(p, 'w'))\"")
@@ -124,6 +132,7 @@ def test_the_fleet_page_follows_state_and_a_live_run(converged: Lab, view: ViewP
     assert {b.site for b in converged.fleet.boxes} <= sites
     # The run changed edge-a-1: the view reads the boxes again on its own when a run ends.
     page.wait_for_selector('[data-box="edge-a-1"][data-state="converged"]', timeout=60_000)
+    screenshot(page, "view-fleet-lab.png")
 
     page.goto(view.url + "#/box/edge-a-1")
     page.wait_for_selector('#box-roles tr[data-role="cni"][data-stale="false"]',
@@ -149,3 +158,41 @@ def test_a_view_beyond_loopback_refuses_requests_without_its_token(converged: La
         assert {b["name"] for b in fleet["boxes"]} == {b.name for b in converged.fleet.boxes}
     finally:
         exposed.stop()
+
+
+def test_the_dna_page_shows_a_cut_site_a_growing_pond_and_the_catch_up(
+        converged: Lab, view: ViewProcess, browser: Any) -> None:
+    page = browser.new_page(viewport={"width": 1400, "height": 900})
+    page.goto(view.url + "#/dna")
+    pond = 'tr[data-pond="edge-a:traffic"]'
+    page.wait_for_selector(f'{pond}[data-cut="false"]', timeout=120_000)
+    lake_before = int(page.inner_text("#lake-samples b"))
+    cut = converged.cli("lab", "partition", "-i", str(converged.inventory), "--site", "edge-a")
+    assert cut.returncode == 0, cut.stdout + cut.stderr
+    try:
+        pond_before = int(page.get_attribute(pond, "data-samples") or 0)
+        published = converged.cli("dna", "publish", "-i", str(converged.inventory), "--box",
+                                  "end-a-1", "--count", "300", "--json", timeout=300)
+        assert published.returncode == 0, published.stdout + published.stderr
+        # The hub cannot reach the pond: the page reads it at the edge, and it has grown.
+        page.wait_for_function(
+            """([selector, least]) => {
+                const row = document.querySelector(selector);
+                return row && row.dataset.cut === "true" && Number(row.dataset.samples) >= least;
+            }""", arg=[pond, pond_before + 300], timeout=120_000)
+        assert int(page.inner_text("#lake-samples b")) == lake_before, "nothing crossed the cut"
+        page.goto(view.url + "#/")
+        page.wait_for_selector('tr.cut[data-link*="edge-a"]', timeout=120_000)
+        screenshot(page, "view-partition.png")
+    finally:
+        healed = converged.cli("lab", "heal", "-i", str(converged.inventory), "--site", "edge-a")
+        assert healed.returncode == 0, healed.stdout + healed.stderr
+    page.goto(view.url + "#/dna")
+    page.wait_for_function(
+        """([selector, lake]) => {
+            const row = document.querySelector(selector);
+            const total = document.querySelector("#lake-samples b");
+            return row && row.dataset.cut === "false" && total
+                && Number(total.textContent) === lake;
+        }""", arg=[pond, lake_before + 300], timeout=180_000)
+    screenshot(page, "view-dna.png")

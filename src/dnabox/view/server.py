@@ -34,6 +34,7 @@ from dnabox.provision.inspect import BoxReading, read_fleet
 from dnabox.provision.lock import FleetLock
 from dnabox.view import links
 from dnabox.view.bus import EventBus, RunRecord
+from dnabox.view.dna import DnaWatch
 from dnabox.view.snapshot import LiveState, box_json, fleet_json
 
 COOKIE = "dnabox_view"
@@ -67,6 +68,7 @@ class ViewSettings:
     token: str | None = None  # None: loopback bind, no token asked
     refresh_seconds: float = 10.0
     links_seconds: float = 15.0
+    dna_seconds: float = 5.0
     # Never connect to a box: only the layout and what runs report (a screen away from
     # the fleet's network, or a preview of a fleet that is not built yet).
     offline: bool = False
@@ -80,6 +82,10 @@ class FleetView:
     bus: EventBus = field(default_factory=EventBus)
     live: LiveState = field(default_factory=LiveState)
     _refreshing: asyncio.Lock = field(default_factory=asyncio.Lock)
+    dna: DnaWatch | None = None
+
+    def __post_init__(self) -> None:
+        self.dna = DnaWatch(self.settings.fleet)
 
     @property
     def fleet(self) -> Fleet:
@@ -107,6 +113,15 @@ class FleetView:
                 self.live.links = links.measure(self.fleet, pool)
         await asyncio.to_thread(measure)
         self.bus.publish("fleet", self.snapshot())
+
+    async def read_dna(self) -> dict[str, Any]:
+        """The D-N-A layer now (threads: SSH), told to the open pages as a `dna` event."""
+        assert self.dna is not None
+        if self.settings.offline:
+            return {"schema": "dnabox/v1", "enabled": False, "reason": "offline"}
+        reading = await asyncio.to_thread(self.dna.read)
+        self.bus.publish("dna", reading)
+        return reading
 
     def snapshot(self) -> dict[str, Any]:
         return {**fleet_json(self.fleet, self.live), "offline": self.settings.offline}
@@ -186,6 +201,11 @@ def build_app(view: FleetView) -> web.Application:
         return web.json_response({"schema": "dnabox/v1",
                                   "runs": [r.as_json() for r in reversed(view.bus.runs)]})
 
+    @routes.get("/api/dna")
+    async def dna(_: web.Request) -> web.Response:
+        assert view.dna is not None
+        return web.json_response(view.dna.last or await view.read_dna())
+
     @routes.get("/api/topology.svg")
     async def topology(_: web.Request) -> web.Response:
         svg = await asyncio.to_thread(_topology_svg, view.fleet)
@@ -230,7 +250,9 @@ def _topology_svg(fleet: Fleet) -> str:
 
 async def _every(seconds: float, job: Callable[[], Awaitable[Any]]) -> None:
     while True:
-        with contextlib.suppress(DnaboxError, OSError):
+        # A reading that fails (a box down, a layer half-built) is retried next period:
+        # the view must outlive whatever the fleet is going through.
+        with contextlib.suppress(Exception):
             await job()
         await asyncio.sleep(seconds)  # a period between reads of the boxes, not a sync
 
@@ -264,6 +286,8 @@ async def serve(view: FleetView, bind: str, port: int,
     tasks = [] if settings.offline else [
         asyncio.create_task(_every(settings.refresh_seconds, view.refresh)),
         asyncio.create_task(_every(settings.links_seconds, view.measure_links))]
+    if view.dna is not None and view.dna.enabled and not settings.offline:
+        tasks.append(asyncio.create_task(_every(settings.dna_seconds, view.read_dna)))
     try:
         await asyncio.Event().wait()
     finally:

@@ -20,6 +20,7 @@ from dnabox.provision.events import Event
 from dnabox.provision.inspect import BoxReading
 from dnabox.provision.remote import BoxFacts, BoxState, RoleDecision
 from dnabox.view.bus import EventBus, RunRecord
+from dnabox.view.dna import DnaWatch, counters, rates_between
 from dnabox.view.links import parse_pings, ping_script
 from dnabox.view.server import FleetView, ViewSettings, build_app, is_loopback
 from dnabox.view.snapshot import LiveState, box_state, fleet_json, site_links
@@ -198,3 +199,23 @@ def test_ping_summaries_parse_into_latency_and_loss() -> None:
     )
     assert parse_pings(output) == {"10.1.0.2": (0.083, 0.0), "10.1.0.3": (None, 1.0)}
     assert ping_script(["10.1.0.2", "10.1.0.3"]).count("ping -n -q -c 3") == 2
+
+
+def test_dna_rates_come_from_two_readings_and_a_cut_pond_counts_at_its_edge() -> None:
+    before = {"ponds": [{"site": "edge-a", "dataset": "traffic", "samples": 100}],
+              "lake": {"by_site": {"edge-a": 90}}}
+    after = {"ponds": [{"site": "edge-a", "dataset": "traffic", "samples": None,
+                        "cut": True, "samples_at_edge": 160}],
+             "lake": {"by_site": {"edge-a": 90}}}
+    first, second = counters(before), counters(after)
+    assert first == {"pond:edge-a:traffic": 100, "lake:edge-a": 90}
+    assert rates_between(first, second, 2.0) == {"pond:edge-a:traffic": 30.0,
+                                                 "lake:edge-a": 0.0}
+    assert rates_between(first, second, 0) == {}
+
+
+def test_the_dna_watch_knows_whether_the_fleet_has_the_layer(fleet: Fleet) -> None:
+    assert DnaWatch(fleet).enabled, "the lab fleet declares a D-N-A layer"
+    bare = fleet.model_copy(update={"dna": None})
+    reading = DnaWatch(bare).read()
+    assert reading["enabled"] is False and "declares no D-N-A layer" in reading["reason"]

@@ -188,14 +188,57 @@ async function renderBox(name) {
     el("pre", { id: "box-events" }, box.events.map((e) => `${e.kind} ${e.status} ${e.unit || ""} ${e.message || ""}`).join("\n") || "none"));
 }
 
+function rate(data, key) {
+  const value = (data.rates || {})[key];
+  return value === undefined ? "" : ` · ${value}/s`;
+}
+
+function renderDnaData(target, data) {
+  if (!data.enabled) {
+    target.replaceChildren(el("p", { class: "muted" }, data.reason || "no D-N-A layer in this fleet"));
+    return;
+  }
+  const lake = data.lake || {};
+  const ponds = data.ponds || [];
+  const bySite = lake.by_site || {};
+  target.replaceChildren(
+    el("h2", {}, "Data: end → pond → lake"),
+    ...(data.error ? [el("p", { class: "diff-del" }, data.error)] : []),
+    el("div", { class: "stats" },
+      el("span", { class: "stat", id: "lake-samples" }, el("b", {}, lake.samples ?? "–"), "samples in the lake"),
+      el("span", { class: "stat" }, el("b", {}, ponds.length), "ponds")),
+    el("table", { id: "ponds" },
+      el("thead", {}, el("tr", {}, ...["edge site", "dataset", "pond samples", "in the lake", "lag", "link"].map((h) => el("th", {}, h)))),
+      el("tbody", {}, ...ponds.map((p) => {
+        const cut = Boolean(p.cut);
+        const samples = cut ? (p.samples_at_edge ?? "?") : p.samples;
+        return el("tr", { class: cut ? "cut" : "", "data-pond": `${p.site}:${p.dataset}`,
+                          "data-samples": String(samples), "data-cut": String(cut) },
+          el("td", {}, p.site), el("td", {}, p.dataset),
+          el("td", {}, `${samples}${rate(data, `pond:${p.site}:${p.dataset}`)}`),
+          el("td", {}, `${bySite[p.site] ?? 0}${rate(data, `lake:${p.site}`)}`),
+          el("td", {}, cut ? "waiting for the link" : String(p.lag ?? "–")),
+          el("td", {}, cut ? "cut" : "up"));
+      }))),
+    el("h2", {}, "Models"),
+    el("table", { id: "models" },
+      el("thead", {}, el("tr", {}, ...["model", "version", "metric", "served at"].map((h) => el("th", {}, h)))),
+      el("tbody", {}, ...(data.models || []).map((m) => el("tr", { "data-model": m.name, "data-version": String(m.version) },
+        el("td", {}, m.name), el("td", {}, m.version ?? "none yet"),
+        el("td", {}, m.metric === null || m.metric === undefined ? "–" : JSON.stringify(m.metric)),
+        el("td", {}, Object.entries(m.served || {}).map(([site, v]) => `${site}: v${v ?? "?"}`).join(", ") || "–"))))),
+    el("h2", {}, "Catalogue"),
+    el("pre", { id: "catalogue" }, JSON.stringify(data.catalogue || {}, null, 1)));
+}
+
 async function renderDna() {
   const target = $("dna");
-  let data;
-  try { data = await getJSON("/api/dna"); } catch (error) {
-    target.replaceChildren(el("p", { class: "muted" }, "the D-N-A layer is not available")); return;
+  if (!state.dna) {
+    try { state.dna = await getJSON("/api/dna"); } catch (error) {
+      target.replaceChildren(el("p", { class: "muted" }, "the D-N-A layer is not available")); return;
+    }
   }
-  if (!data.enabled) { target.replaceChildren(el("p", { class: "muted" }, data.reason || "no D-N-A layer in this fleet")); return; }
-  if (window.dnaView) window.dnaView(target, data, el); else target.replaceChildren(el("pre", {}, JSON.stringify(data, null, 1)));
+  renderDnaData(target, state.dna);
 }
 
 function route() {
