@@ -130,7 +130,8 @@ class FleetView:
         readings = [] if self.settings.offline else await asyncio.to_thread(
             read_fleet, self.fleet, self.settings.plans, with_diffs=True, boxes=[name])
         reading: BoxReading | None = readings[0] if readings else None
-        desired = self.settings.plans[name].fingerprints
+        plan = self.settings.plans.get(name)  # none offline: nothing is compared
+        desired = plan.fingerprints if plan else {}
         events = [e for run in self.bus.runs for e in run.events]
         return box_json(self.fleet, name, reading, desired, events)
 
@@ -192,7 +193,7 @@ def build_app(view: FleetView) -> web.Application:
     @routes.get("/api/box/{name}")
     async def box(request: web.Request) -> web.Response:
         name = request.match_info["name"]
-        if name not in view.settings.plans:
+        if name not in {b.name for b in view.fleet.boxes}:
             return web.json_response({"error": f"no box named {name}"}, status=404)
         return web.json_response(await view.read_box(name))
 
@@ -207,8 +208,13 @@ def build_app(view: FleetView) -> web.Application:
         return web.json_response(view.dna.last or await view.read_dna())
 
     @routes.get("/api/topology.svg")
-    async def topology(_: web.Request) -> web.Response:
-        svg = await asyncio.to_thread(_topology_svg, view.fleet)
+    async def topology(request: web.Request) -> web.Response:
+        """The drawing; ``?expand=SITE`` (repeatable) opens collapsed sites."""
+        expand = request.query.getall("expand", [])
+        known = {s.name for s in view.fleet.sites}
+        if any(site not in known for site in expand):
+            return web.json_response({"error": "no such site"}, status=404)
+        svg = await asyncio.to_thread(_topology_svg, view.fleet, expand)
         return web.Response(text=svg, content_type="image/svg+xml")
 
     @routes.get("/api/events")
@@ -241,10 +247,10 @@ async def _send(response: web.StreamResponse, topic: str, payload: dict[str, Any
     await response.write(f"event: {topic}\ndata: {data}\n\n".encode())
 
 
-def _topology_svg(fleet: Fleet) -> str:
+def _topology_svg(fleet: Fleet, expand: list[str]) -> str:
     with tempfile.TemporaryDirectory() as work:
         output = Path(work) / "topology.svg"
-        render(topology_dot(topology_view(fleet)), output)
+        render(topology_dot(topology_view(fleet, expand=expand)), output)
         return output.read_text(encoding="utf-8")
 
 

@@ -2,7 +2,7 @@
 // Reads /api/* and follows /api/events (Server-Sent Events). Read-only.
 
 const STATES = ["converged", "pending", "drifted", "failed", "unreachable", "locked", "unknown"];
-const state = { fleet: null, run: null, svgLoaded: false, dna: null };
+const state = { fleet: null, run: null, svgLoaded: false, dna: null, expanded: new Set() };
 const $ = (id) => document.getElementById(id);
 
 function el(tag, attrs = {}, ...children) {
@@ -27,7 +27,8 @@ function legend() {
 // The topology is the same Graphviz drawing as `dnabox inventory graph`; nodes are found by
 // their id (box-NAME / site-NAME) or, failing that, by their title, and coloured by state.
 async function loadTopology() {
-  const response = await fetch("/api/topology.svg");
+  const query = [...state.expanded].map((s) => `expand=${encodeURIComponent(s)}`).join("&");
+  const response = await fetch(`/api/topology.svg${query ? `?${query}` : ""}`);
   if (!response.ok) { $("topology").textContent = "topology unavailable"; return; }
   const text = await response.text();
   const doc = new DOMParser().parseFromString(text, "image/svg+xml");
@@ -39,15 +40,17 @@ async function loadTopology() {
 
 function nodeName(g) {
   if (g.id && (g.id.startsWith("box-") || g.id.startsWith("site-"))) return g.id;
-  const title = g.querySelector("title");
+  const title = g.querySelector(":scope > title");
   return title ? `box-${title.textContent.trim()}` : "";
 }
 
+// Sites and boxes by their drawing id; cut overlay links by the site pair in the edge's id
+// (link-OVERLAY__A__B).
 function paintTopology() {
   if (!state.svgLoaded || !state.fleet) return;
   const boxes = new Map(state.fleet.boxes.map((b) => [`box-${b.name}`, b]));
   const sites = new Map(state.fleet.sites.map((s) => [`site-${s.name}`, s]));
-  for (const g of document.querySelectorAll("#topology g.node")) {
+  for (const g of document.querySelectorAll("#topology g.node, #topology g.cluster")) {
     const key = nodeName(g);
     const item = boxes.get(key) || sites.get(key);
     if (!item) continue;
@@ -55,6 +58,15 @@ function paintTopology() {
     g.classList.add("live", `state-${item.state}`);
     g.dataset.state = item.state;
     if (boxes.has(key)) g.onclick = () => { location.hash = `#/box/${boxes.get(key).name}`; };
+    else if (g.classList.contains("collapsed")) {
+      g.onclick = () => { state.expanded.add(sites.get(key).name); loadTopology(); };
+    }
+  }
+  const cut = new Set(state.fleet.links.filter((l) => l.loss !== null && l.loss >= 1)
+    .map((l) => `${l.a}__${l.b}`));
+  for (const g of document.querySelectorAll("#topology g.edge")) {
+    const pair = g.id.split("__").slice(1).join("__");
+    g.classList.toggle("cut", cut.has(pair));
   }
 }
 
@@ -85,7 +97,8 @@ function renderFleet() {
     if (members.length <= 60) details.open = true;
     return details;
   }));
-  const rows = fleet.links.map((link) => {
+  const worstFirst = [...fleet.links].sort((x, y) => (y.loss ?? -1) - (x.loss ?? -1));
+  const rows = worstFirst.map((link) => {
     const cut = link.loss !== null && link.loss >= 1;
     return el("tr", { class: cut ? "cut" : "", "data-link": `${link.a}--${link.b}` },
       el("td", {}, `${link.a} ↔ ${link.b}`),
@@ -267,6 +280,9 @@ $("refresh").addEventListener("click", async () => {
   $("read-at").textContent = "reading the boxes...";
   state.fleet = await getJSON("/api/refresh", { method: "POST" });
   renderFleet();
+});
+$("collapse-all").addEventListener("click", (e) => {
+  e.preventDefault(); state.expanded.clear(); loadTopology();
 });
 window.addEventListener("hashchange", route);
 legend();
