@@ -232,7 +232,8 @@ def _site_node(
         roles=tuple(RoleCount(cluster, roles[cluster][0], roles[cluster][1])
                     for cluster in known.order if cluster in roles),
         unclustered=sum(1 for box in boxes if box.name not in cluster_of),
-        subnets=tuple((plane, str(subnet.cidr)) for plane, subnet in site.subnets.items()),
+        subnets=tuple((p.name, str(site.subnets[p.name].cidr))
+                      for p in fleet.planes if p.name in site.subnets),  # the planes' order
         inner_tunnels=tuple(sorted(inner.items())),
     )
 
