@@ -16,7 +16,7 @@ import pulumi_kubernetes as k8s
 import pulumi_tls as tls
 
 from dnabox.inventory.model import Cluster, Fleet
-from dnabox.layers import baseline, gpus, mesh, networks, runtimes
+from dnabox.layers import baseline, dna, gpus, mesh, networks, runtimes
 from dnabox.layers.manifests import Manifest, resource_name
 
 # Built-in kinds get their typed resource (schema-aware diffs); CRD instances fall back to
@@ -31,6 +31,14 @@ _TYPED: dict[tuple[str, str], Any] = {
     ("rbac.authorization.k8s.io/v1", "ClusterRoleBinding"): k8s.rbac.v1.ClusterRoleBinding,
     ("apiextensions.k8s.io/v1", "CustomResourceDefinition"):
         k8s.apiextensions.v1.CustomResourceDefinition,
+    ("v1", "ConfigMap"): k8s.core.v1.ConfigMap,
+    ("v1", "Service"): k8s.core.v1.Service,
+    ("apps/v1", "StatefulSet"): k8s.apps.v1.StatefulSet,
+    ("apps/v1", "Deployment"): k8s.apps.v1.Deployment,
+    ("batch/v1", "Job"): k8s.batch.v1.Job,
+    ("batch/v1", "CronJob"): k8s.batch.v1.CronJob,
+    ("policy/v1", "PodDisruptionBudget"): k8s.policy.v1.PodDisruptionBudget,
+    ("networking.k8s.io/v1", "NetworkPolicy"): k8s.networking.v1.NetworkPolicy,
 }
 
 
@@ -216,3 +224,25 @@ class ServiceMesh(pulumi.ComponentResource):
                 "keyPEM": pulumi.Output.secret(issuer_key.private_key_pem),
             }}},
         }
+
+
+@dataclass(frozen=True)
+class DnaArgs(LayerArgs):
+    # The tier's workload namespaces (data-lake, training / data-pond, inference).
+    depends_on: Sequence[pulumi.Resource] = ()
+
+
+class Dna(pulumi.ComponentResource):
+    """NATS hub or leaves, the trainer and the inference servers of the D-N-A layer."""
+
+    def __init__(self, name: str, args: DnaArgs,
+                 opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("dnabox:layers:Dna", name, None, opts)
+        self.plan = dna.dna_plan(args.fleet, args.cluster)
+        after = pulumi.ResourceOptions(parent=self, depends_on=list(args.depends_on))
+        self.objects = [apply_manifest(m, after) for m in self.plan.manifests]
+        self.register_outputs({
+            "natsHub": [s.box for s in self.plan.hub],
+            "natsLeaves": {s.site: s.box for s in self.plan.leaves},
+            "services": sorted(s.name for s in self.plan.services),
+        })

@@ -18,6 +18,8 @@ from dnabox.inventory.model import Cluster
 from dnabox.layers import stack_config
 from dnabox.layers.baseline import cluster_tier
 from dnabox.layers.components import (
+    Dna,
+    DnaArgs,
     Gpus,
     LayerArgs,
     Networks,
@@ -81,6 +83,8 @@ def compose(settings: StackSettings) -> dict[str, Any]:
     if gpu_plan(fleet, cluster) is not None:
         gpu_layer = Gpus("gpus", NetworksArgs(
             fleet, cluster, depends_on=[tier.namespaces[SYSTEM_NAMESPACE]]), opts)
+    dna_layer = Dna("dna", DnaArgs(fleet, cluster, depends_on=list(tier.namespaces.values())),
+                    opts)
     return {
         "fleet": fleet.name,
         "cluster": cluster.name,
@@ -92,6 +96,7 @@ def compose(settings: StackSettings) -> dict[str, Any]:
         "mesh": mesh_layer.plan.mode,
         "meshReleases": sorted(mesh_layer.releases),
         "gpuStack": gpu_layer.plan.stack if gpu_layer and gpu_layer.plan else "none",
+        "dnaServices": sorted(s.name for s in dna_layer.plan.services),
     }
 
 

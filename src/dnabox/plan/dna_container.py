@@ -17,7 +17,6 @@ from pathlib import Path
 
 from dnabox.plan.dna import Service
 from dnabox.plan.dna_services import (
-    CONFIG_DIR,
     SERVICES,
     STATE_DIR,
     config_file,

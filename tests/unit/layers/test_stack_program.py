@@ -25,7 +25,7 @@ from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 
 from dnabox.inventory import load_fleet
-from dnabox.layers import baseline, gpus, mesh, networks, runtimes, stack_config
+from dnabox.layers import baseline, dna, gpus, mesh, networks, runtimes, stack_config
 from dnabox.layers.manifests import SUPPORTED_KUBERNETES, Manifest, resource_name
 from dnabox.plan.runtimes import RUNTIMES
 
@@ -151,6 +151,7 @@ def builder_manifests(inventory: str, cluster_name: str) -> list[Manifest]:
         *networks.network_attachments(fleet, cluster),
         *([mesh_ns] if mesh_ns else []),
         *plan.policies,
+        *dna.dna_plan(fleet, cluster).manifests,
     ]
 
 
@@ -260,8 +261,9 @@ def test_components_group_the_layers(stack_run: tuple[str, str, ProgramRun]) -> 
     (cluster,) = stack_config.select_clusters(fleet, cluster_name)
     components = sorted(r.typ for r in run.resources if not r.custom)
     gpu = ["dnabox:layers:Gpus"] if gpus.gpu_plan(fleet, cluster) else []
-    assert components == [*gpu, "dnabox:layers:Networks", "dnabox:layers:Runtimes",
-                          "dnabox:layers:ServiceMesh", "dnabox:layers:TierBaseline"]
+    assert components == ["dnabox:layers:Dna", *gpu, "dnabox:layers:Networks",
+                          "dnabox:layers:Runtimes", "dnabox:layers:ServiceMesh",
+                          "dnabox:layers:TierBaseline"]
 
 
 def test_runtime_class_handlers_match_the_containerd_table(
