@@ -320,7 +320,7 @@ def _service_pod(fleet: Fleet, cluster: Cluster, topology: DnaTopology, service:
                             "capabilities": {"drop": ["ALL"]}},
         "volumeMounts": [
             {"name": "config", "mountPath": dna_services.CONFIG_DIR, "readOnly": True},
-            {"name": "password", "mountPath": PASSWORD_DIR, "readOnly": True},
+            {"name": "nats-login", "mountPath": PASSWORD_DIR, "readOnly": True},
             {"name": "state", "mountPath": dna_services.STATE_DIR},
         ],
     }
@@ -336,7 +336,7 @@ def _service_pod(fleet: Fleet, cluster: Cluster, topology: DnaTopology, service:
         "containers": [container],
         "volumes": [
             {"name": "config", "configMap": {"name": name}},
-            {"name": "password", "secret": {"secretName": SECRET_NAME, "items": [
+            {"name": "nats-login", "secret": {"secretName": SECRET_NAME, "items": [
                 {"key": f"{service.user}.password", "path": f"{service.user}.password"}]}},
             {"name": "state", "emptyDir": {}},
         ],
