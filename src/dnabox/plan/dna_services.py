@@ -74,10 +74,17 @@ def config_file(service: Service) -> str:
 
 
 def render_config(topology: DnaTopology, service: Service) -> ServiceConfig:
-    """The config file content of one service instance of the topology."""
+    """The config file content of one service instance of the topology.
+
+    Collectors and inference servers talk to the JetStream of the leaf they connect to, so
+    their domain is left empty (the server's own, ``$JS.API``): a site's clients may publish
+    to ``$JS.API.>`` at their leaf, and that API never crosses the leafnode link. The trainer
+    names the hub's domain.
+    """
+    local = service.role in ("collector", "inference")
     return ServiceConfig(
         role=service.role, site=service.site, box=service.box, dataset=service.dataset,
-        nats_urls=service.nats_urls, domain=service.domain, user=service.user,
+        nats_urls=service.nats_urls, domain="" if local else service.domain, user=service.user,
         password_file=service.password_file, model=service.model, subject=service.subject,
         pond_stream=service.pond_stream, lake_stream=service.lake_stream,
         catalogue_bucket=topology.catalogue_bucket, models_bucket=topology.models_bucket,

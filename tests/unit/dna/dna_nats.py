@@ -186,3 +186,23 @@ async def provision(fleet: Fleet) -> None:
                 name=stream, external=api.ExternalStream(api="$JS.hub.API")))
         await edge.close()
     await hub.close()
+
+
+async def provision_from_plan(fleet: Fleet, inventory: Path, site: str) -> None:
+    """The streams exactly as dnabox.plan.dna declares them for ``inventory`` (the hub's and
+    ``site``'s leaf's), created through the JetStream API like the dna role does."""
+    from dnabox.inventory import load_fleet
+    from dnabox.plan.dna import build_topology
+
+    topology = build_topology(load_fleet(inventory))
+    assert topology is not None
+    (leaf,) = [s for s in topology.leaves if s.site == site]
+    for server, url in ((topology.hub[0], fleet.hub.url), (leaf, fleet.edges[site].url)):
+        client = await nats.connect(url)
+        for stream in server.streams:
+            reply = await client.request(
+                f"$JS.{stream.domain}.API.STREAM.CREATE.{stream.name}",
+                json.dumps(stream.api_config()).encode(), timeout=5)
+            answer = json.loads(reply.data)
+            assert "error" not in answer, (stream.name, answer)
+        await client.close()

@@ -30,6 +30,7 @@ from dna_nats import (
     free_port,
     nats_fleet,  # noqa: F401  (the fixture)
     provision,
+    provision_from_plan,
     run,
     wait_for,
     wait_for_async,
@@ -45,10 +46,12 @@ SITE = "edge-a"
 def config(fleet: Fleet, role: str, tmp: Path, **values: Any) -> Path:
     server = fleet.hub if role == "trainer" else fleet.edges[SITE]
     base: dict[str, Any] = {
-        "role": role, "site": "core" if role == "trainer" else SITE,
+        # The sensor's site is an end site uplinked to edge-a: its samples go to edge-a's pond.
+        "role": role, "site": {"collector": "end-a", "trainer": "core"}.get(role, SITE),
         "box": {"collector": "end-a-1", "trainer": "core-1", "inference": "edge-a-1"}[role],
         "dataset": DATASET, "nats_urls": (server.url,),
-        "domain": "hub" if role == "trainer" else SITE, "model": "speed",
+        # As dna_services.render_config: clients of a leaf use its own JetStream.
+        "domain": "hub" if role == "trainer" else "", "model": "speed",
         "subject": f"dna.{DATASET}.{SITE}.end-a-1", "pond_stream": POND, "lake_stream": LAKE,
         "catalogue_bucket": CATALOGUE, "models_bucket": MODELS, "models_meta_bucket": MODELS_META,
         "state_dir": str(tmp / "state"),
@@ -121,6 +124,7 @@ async def all_ids(server_url: str, domain: str, stream: str) -> list[str]:
         while len(ids) < total:
             msg = await sub.next_msg(timeout=5)
             ids.append(json.loads(msg.data)["id"])
+        await sub.unsubscribe()
         return ids
     finally:
         await client.close()
@@ -136,10 +140,15 @@ async def kv_value(server_url: str, bucket: str, key: str) -> dict[str, Any]:
         await client.close()
 
 
-@pytest.fixture
-def lake(nats_fleet: Fleet) -> Iterator[Fleet]:  # noqa: F811
+@pytest.fixture(params=["interface", "plan"])
+def lake(nats_fleet: Fleet, request: pytest.FixtureRequest) -> Iterator[Fleet]:  # noqa: F811
+    """Streams as DNA-INTERFACE.md describes them, and as dnabox.plan.dna declares them for
+    the lab fleet (its site edge-a): the services must work on both."""
     nats_fleet.start_edge(SITE)
-    run(provision(nats_fleet))
+    if request.param == "interface":
+        run(provision(nats_fleet))
+    else:
+        run(provision_from_plan(nats_fleet, ROOT / "inventory" / "lab.yaml", SITE))
     yield nats_fleet
 
 

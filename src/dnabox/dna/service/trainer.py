@@ -60,7 +60,8 @@ class Lake:
     sites: dict[str, SiteStats] = field(default_factory=dict)
     changed: asyncio.Event = field(default_factory=asyncio.Event)
 
-    def add(self, stream_seq: int, data: bytes) -> None:
+    def add(self, stream_seq: int, subject: str, data: bytes) -> None:
+        """Keep one sample; counted under its pond's site (``dna.<dataset>.<pond>.<box>``)."""
         self.first_seq = self.first_seq or stream_seq
         self.last_seq = max(self.last_seq, stream_seq)
         try:
@@ -73,7 +74,9 @@ class Lake:
             self.duplicates += 1
             return
         self.samples[ident] = sample
-        stats = self.sites.setdefault(str(sample.get("site", "")), SiteStats())
+        tokens = subject.split(".")
+        pond = tokens[2] if len(tokens) == 4 else str(sample.get("site", ""))
+        stats = self.sites.setdefault(pond, SiteStats())
         ts = float(sample.get("ts", 0.0))
         stats.samples += 1
         stats.bytes += len(data)
@@ -106,7 +109,7 @@ class Trainer:
                              f"domain {self.config.domain}: is the dna layer provisioned?") \
                 from None
         async def on_message(msg: Msg) -> None:
-            self.lake.add(msg.metadata.sequence.stream, msg.data)
+            self.lake.add(msg.metadata.sequence.stream, msg.subject, msg.data)
         await self.js.subscribe(f"dna.{self.config.dataset}.>", stream=self.config.lake_stream,
                                 cb=on_message, ordered_consumer=True, manual_ack=True,
                                 deliver_policy=api.DeliverPolicy.ALL)
