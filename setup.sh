@@ -20,7 +20,7 @@ apt_packages=(
   python3 python3-venv python3-pip git graphviz iproute2 iptables
   openssh-client openssh-server debootstrap dpkg-dev shellcheck
   openvswitch-switch containerd runc crun containernetworking-plugins
-  nats-server
+  nats-server python3-numpy
   chromium  # the view's browser tests (Playwright drives Debian's chromium)
 )
 missing=()
