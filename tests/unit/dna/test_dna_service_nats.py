@@ -7,10 +7,12 @@ them: ``python -m dnabox.dna.service.<role> --config FILE``.
 
 from __future__ import annotations
 
+import atexit
+import functools
 import json
-import os
+import shutil
 import subprocess
-import sys
+import tempfile
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -38,6 +40,7 @@ from dna_nats import (
 
 from dnabox.dna.service import collector
 from dnabox.dna.service.config import ServiceConfig, load
+from dnabox.plan import dna_container
 
 ROOT = Path(__file__).resolve().parents[3]
 SITE = "edge-a"
@@ -61,13 +64,30 @@ def config(fleet: Fleet, role: str, tmp: Path, **values: Any) -> Path:
     return path
 
 
+# The services run as on a box: Debian's python3 and python3-numpy, and only the files the
+# lab ships into the container image (dnabox.plan.dna_container) on the path.
+BOX_PYTHON = "/usr/bin/python3"
+
+
+@functools.cache
+def image_path() -> str:
+    root = Path(tempfile.mkdtemp(prefix="dnabox-dna-image-"))
+    atexit.register(shutil.rmtree, root, True)
+    for path, data in dna_container.image_files().items():
+        target = root / path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(data)
+    return str(root / dna_container.PYTHON_DIR)
+
+
 def service(role: str, config_path: Path, *args: str) -> list[str]:
-    return [sys.executable, "-m", f"dnabox.dna.service.{role}", "--config", str(config_path),
+    return [BOX_PYTHON, "-m", f"dnabox.dna.service.{role}", "--config", str(config_path),
             *args]
 
 
 def environment() -> dict[str, str]:
-    return {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    return {"PATH": "/usr/bin:/bin", "PYTHONPATH": image_path(),
+            "PYTHONDONTWRITEBYTECODE": "1"}
 
 
 def start_service(fleet: Fleet, role: str, config_path: Path) -> subprocess.Popen[bytes]:
