@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from dnabox.adapters.ssh import ConnectionPool
 from dnabox.cli.common import (
     DEFAULT_INVENTORY,
     InventoryOption,
@@ -16,7 +17,7 @@ from dnabox.cli.common import (
     print_json,
     stdout,
 )
-from dnabox.provision import dna_ops
+from dnabox.provision import dna_ops, dna_service
 
 app = typer.Typer(help="The D-N-A layer: ponds, lake, catalogue, models.",
                   no_args_is_help=True)
@@ -79,3 +80,57 @@ def publish(
     stdout().print(f"{report.box}: {report.published} {report.dataset} samples "
                    f"({report.box}:{report.first_seq}..{report.last_seq}) in "
                    f"{report.seconds:.2f} s, {report.rate:.0f}/s")
+
+
+ModelOption = Annotated[str, typer.Option("--model", "-m", help="The model (dna.models[].name).")]
+SiteOption = Annotated[str, typer.Option("--site", "-s", help="The edge site serving the model.")]
+
+
+@app.command("train")
+@command
+def train(model: ModelOption, inventory: InventoryOption = DEFAULT_INVENTORY,
+          json_output: JsonOption = False) -> None:
+    """Retrain a model now on everything the lake holds; print the new version and metric.
+
+    Asks the model's running trainer at the core (it publishes to the registry; every
+    serving edge follows). Exit 3 when the dna layer is not provisioned.
+
+    Example: dnabox dna train -i inventory/lab.yaml --model speed
+    """
+    fleet = fleet_from(inventory)
+    with ConnectionPool() as pool:
+        report = dna_service.train(fleet, model, pool)
+    if json_output:
+        print_json(report.as_json())
+        return
+    metric = report.metric
+    stdout().print(
+        f"{report.model} v{report.version} trained on {report.box}: rmse "
+        f"{metric.get('rmse')} km/h, r2 {metric.get('r2')} on {metric.get('held_out')} "
+        f"held-out samples; {report.dataset_range.get('samples')} samples in the lake",
+        markup=False)
+
+
+@app.command("predict")
+@command
+def predict(model: ModelOption, site: SiteOption,
+            inventory: InventoryOption = DEFAULT_INVENTORY,
+            input_json: Annotated[str | None, typer.Option(
+                "--input", help='Features as JSON: {"hour", "occupancy", "flow", "rain"} '
+                                '(default: a rush-hour reading).')] = None,
+            json_output: JsonOption = False) -> None:
+    """Send one request to a site's inference server; print the answer and its model version.
+
+    Example: dnabox dna predict -i inventory/lab.yaml --site edge-a --model speed
+    --input '{"hour": 17.5, "occupancy": 0.4, "flow": 2600, "rain": 1}'
+    """
+    fleet = fleet_from(inventory)
+    features = dna_service.parse_input(input_json)
+    with ConnectionPool() as pool:
+        report = dna_service.predict(fleet, site, model, features, pool)
+    if json_output:
+        print_json(report.as_json())
+        return
+    stdout().print(f"{report.model} v{report.version} at {report.site} ({report.box}): "
+                   f"{report.prediction:.1f} km/h in {report.seconds * 1000:.0f} ms",
+                   markup=False)

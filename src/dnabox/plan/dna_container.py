@@ -115,3 +115,12 @@ def stop_script(service: Service) -> str:
     return (f"ctr task kill -s SIGTERM {name} >/dev/null 2>&1 || true\n"
             f"ctr task rm -f {name} >/dev/null 2>&1 || true\n"
             f"ctr container rm {name} >/dev/null 2>&1 || true\n")
+
+
+def host_argv(service: Service, *extra: str) -> list[str]:
+    """Run a service's module once on the box itself, outside a container: the box's python3
+    and numpy are the ones the container bind-mounts, the code is the image's. Used for
+    short client runs (``dnabox dna train`` asking the running trainer)."""
+    spec = SERVICES[service.role]
+    return ["env", f"PYTHONPATH={IMAGE_DIR}/{PYTHON_DIR}", "PYTHONDONTWRITEBYTECODE=1",
+            *spec.argv(config_file(service), *extra)]

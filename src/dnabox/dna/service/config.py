@@ -120,7 +120,7 @@ def _check_ranges(config: ServiceConfig, source: str) -> None:
             raise ConfigError(f"{source}: {name}: must not be negative")
     if config.role == "inference":
         host, _, port = config.bind.rpartition(":")
-        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        if not host or not port.isdigit() or int(port) > 65535:
             raise ConfigError(f"{source}: bind: expected address:port, e.g. 10.30.1.11:8480")
 
 
