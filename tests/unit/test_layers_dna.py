@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 from dnabox.dna.service.config import parse
 from dnabox.inventory import Fleet, load_fleet
+from dnabox.inventory.model import Accelerator
 from dnabox.layers import dna
 from dnabox.layers.manifests import Manifest
 from dnabox.plan.dna import CLIENT_PORT, LEAFNODE_PORT, build_topology
@@ -136,17 +136,21 @@ def test_inference_uses_kata_where_the_edge_hosts_it_and_its_config_parses() -> 
     leaf = dna.leaf_name("kaist-edge")
     assert config.nats_urls == (f"nats://{leaf}.data-pond.svc:{CLIENT_PORT}",)
     assert ("Service", leaf) in kaist  # the Service the URL names is declared
-    assert config.domain == "kaist-edge" and config.bind_address()[1] == 8480
+    assert config.domain == "" and config.bind_address() == ("0.0.0.0", 8480)
     service = kaist[("Service", "inference-speed-kaist-edge")]
     assert service["spec"]["ports"][0]["port"] == SERVICES["inference"].ports[0].port
 
 
-def test_the_gpu_hook_requests_the_boxes_nvidia_accelerators() -> None:
+def test_the_trainer_asks_for_the_cores_gpus() -> None:
     f = fleet()
-    box: Any = SimpleNamespace(accelerators=[SimpleNamespace(vendor="nvidia", count=2),
-                                             SimpleNamespace(vendor="other", count=1)])
-    assert dna.trainer_accelerators(f, box) == 2
-    assert dna.trainer_accelerators(f, f.boxes[0]) == 0
+    (core,) = [c for c in f.clusters if c.name == "core"]
+    boxes = [b.model_copy(update={"accelerators": [Accelerator(vendor="nvidia", count=2)]})
+             if b.name == core.control_planes[0] else b for b in f.boxes]
+    gpu_fleet = f.model_copy(update={"boxes": boxes})
+    pod = pod_of(manifests(gpu_fleet, "core")[("Job", "trainer-speed")])
+    assert pod["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == "2"
+    assert pod["runtimeClassName"] == "nvidia"
+    assert "nvidia.com/gpu" not in json.dumps(list(manifests(f, "core").values()))
 
 
 def test_a_fleet_without_dna_gets_no_objects() -> None:

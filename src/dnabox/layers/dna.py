@@ -6,7 +6,8 @@ same plan the lab runs as containers on the boxes.
 
 - core cluster: the NATS hub as a StatefulSet on the lake's boxes (client and leafnode ports
   on the node, where the edge leaves dial it over the D-N-A network), the trainer as a Job
-  following the lake (retrain every N samples) or a CronJob (every T seconds);
+  following the lake (retrain every N samples) or a CronJob (every T seconds), with the
+  core's GPUs when it has some (``dnabox.plan.accelerators.gpu_workload``);
 - edge cluster: one leaf StatefulSet per edge site of the cluster, an inference Deployment
   and Service per model served there;
 - PodDisruptionBudgets, and NetworkPolicies letting only the D-N-A pods and boxes reach NATS.
@@ -24,11 +25,12 @@ from typing import Any
 
 from dnabox.dna.service.config import ServiceConfig
 from dnabox.inventory.dna_rules import dna_address
-from dnabox.inventory.model import Box, Cluster, Fleet
+from dnabox.inventory.model import Cluster, Fleet
 from dnabox.layers.baseline import cluster_tier
 from dnabox.layers.manifests import Manifest, dns_label, meta
 from dnabox.layers.runtimes import hosted_runtimes
 from dnabox.plan import dna_services
+from dnabox.plan.accelerators import gpu_workload
 from dnabox.plan.dna import (
     CLIENT_PORT,
     CLUSTER_PORT,
@@ -55,7 +57,6 @@ PASSWORD_DIR = "/etc/dnabox/dna/secrets"
 APP_LABEL = "app.kubernetes.io/name"
 PART_LABEL = "app.kubernetes.io/part-of"
 PART = "dnabox-dna"
-NVIDIA_GPU = "nvidia.com/gpu"
 # JetStream keeps a little beyond its limits while it removes old messages.
 STORE_HEADROOM = 1.25
 MIN_STORE_BYTES = 1024**3
@@ -77,19 +78,6 @@ def _labels(name: str, component: str) -> dict[str, str]:
 
 def leaf_name(site: str) -> str:
     return dns_label(f"nats-leaf-{site}")
-
-
-def trainer_accelerators(fleet: Fleet, box: Box) -> int:
-    """GPUs the trainer may ask for on ``box``: hook for the fleet model's accelerators.
-
-    A box declaring NVIDIA accelerators (``boxes[].accelerators``) gives the trainer
-    ``nvidia.com/gpu`` requests; a model without that field yet gives none.
-    """
-    total = 0
-    for accelerator in getattr(box, "accelerators", None) or []:
-        if getattr(accelerator, "vendor", "") == "nvidia":
-            total += int(getattr(accelerator, "count", 1))
-    return total
 
 
 def runtime_class_for(fleet: Fleet, cluster: Cluster, spec: ServiceSpec) -> str | None:
@@ -307,9 +295,6 @@ def _service_pod(fleet: Fleet, cluster: Cluster, topology: DnaTopology, service:
     resources = spec.resources
     limits: dict[str, str] = {"cpu": resources.cpu_limit, "memory": resources.memory_limit}
     requests: dict[str, str] = {"cpu": resources.cpu_request, "memory": resources.memory_request}
-    gpus = trainer_accelerators(fleet, fleet.box(service.box)) if spec.role == "trainer" else 0
-    if gpus:
-        limits[NVIDIA_GPU] = requests[NVIDIA_GPU] = str(gpus)
     container: dict[str, Any] = {
         "name": spec.role,
         "image": dna_services.IMAGE,
@@ -344,6 +329,10 @@ def _service_pod(fleet: Fleet, cluster: Cluster, topology: DnaTopology, service:
     runtime = runtime_class_for(fleet, cluster, spec)
     if runtime is not None:
         pod["runtimeClassName"] = runtime
+    gpus = gpu_workload(fleet, cluster) if spec.role == "trainer" else None
+    if gpus is not None:
+        # Training goes where the GPUs are, under the nvidia runtime (it replaces Apptainer).
+        pod = gpus.apply_to(pod, spec.role)
     return pod
 
 
