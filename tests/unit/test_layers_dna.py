@@ -7,11 +7,13 @@ import re
 from pathlib import Path
 from typing import Any
 
+import kubernetes_validate
+
 from dnabox.dna.service.config import parse
 from dnabox.inventory import Fleet, load_fleet
 from dnabox.inventory.model import Accelerator
 from dnabox.layers import dna
-from dnabox.layers.manifests import Manifest
+from dnabox.layers.manifests import SUPPORTED_KUBERNETES, Manifest
 from dnabox.plan.dna import CLIENT_PORT, LEAFNODE_PORT, build_topology
 from dnabox.plan.dna_services import SERVICES
 
@@ -147,7 +149,10 @@ def test_the_trainer_asks_for_the_cores_gpus() -> None:
     boxes = [b.model_copy(update={"accelerators": [Accelerator(vendor="nvidia", count=2)]})
              if b.name == core.control_planes[0] else b for b in f.boxes]
     gpu_fleet = f.model_copy(update={"boxes": boxes})
-    pod = pod_of(manifests(gpu_fleet, "core")[("Job", "trainer-speed")])
+    job = manifests(gpu_fleet, "core")[("Job", "trainer-speed")]
+    for version in SUPPORTED_KUBERNETES:
+        kubernetes_validate.validate(job, version, strict=True)
+    pod = pod_of(job)
     assert pod["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == "2"
     assert pod["runtimeClassName"] == "nvidia"
     assert "nvidia.com/gpu" not in json.dumps(list(manifests(f, "core").values()))
