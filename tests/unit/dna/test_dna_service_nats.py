@@ -196,6 +196,13 @@ def test_samples_reach_pond_and_lake_exactly_once(lake: Fleet, tmp_path: Path) -
     expected = [f"end-a-1:{n}" for n in range(1, 361)]
     assert run(all_ids(lake.edges[SITE].url, SITE, POND)) == expected
     assert run(all_ids(lake.hub.url, "hub", LAKE)) == expected
+    # The benchmark's probe sees the same, with a latency for each sample.
+    trainer_config = config(lake, "trainer", tmp_path)
+    assert run_service("probe", trainer_config, "count", LAKE)["messages"] == 360
+    latency = run_service("probe", trainer_config, "latency", LAKE, "--from-seq", "301")
+    assert latency["samples"] == 60
+    assert 0 <= latency["p50_ms"] <= latency["p99_ms"] <= latency["max_ms"]
+    assert latency["rate"] > 0
 
 
 def test_a_retried_publish_is_stored_once(lake: Fleet, tmp_path: Path) -> None:

@@ -16,7 +16,7 @@ EXIT_CONFIG = 2
 
 def run(role: str, description: str, add_arguments: Callable[[argparse.ArgumentParser], None],
         body: Callable[[ServiceConfig, argparse.Namespace], Coroutine[Any, Any, int]],
-        argv: list[str] | None = None) -> int:
+        argv: list[str] | None = None, any_role: bool = False) -> int:
     parser = argparse.ArgumentParser(prog=f"python3 -m dnabox.dna.service.{role}",
                                      description=description)
     parser.add_argument("--config", required=True, help="the service's JSON config file")
@@ -26,7 +26,7 @@ def run(role: str, description: str, add_arguments: Callable[[argparse.ArgumentP
                         format=f"%(asctime)s {role} %(levelname)s %(message)s")
     try:
         config = load(args.config)
-        if config.role != role:
+        if config.role != role and not any_role:
             raise ConfigError(f"{args.config}: role: is {config.role}, this is the {role}")
         return asyncio.run(body(config, args))
     except ConfigError as exc:
