@@ -2,6 +2,8 @@
 
     python3 -m dnabox.dna.service.probe --config FILE count STREAM
         {"stream", "messages", "first_seq", "last_seq"}
+    python3 -m dnabox.dna.service.probe --config FILE create STREAM
+        a file stream keeping the config's samples subject (the benchmark's baseline)
     python3 -m dnabox.dna.service.probe --config FILE latency STREAM [--from-seq N]
         end-to-stream latency of every sample from N on: the stream's own storage time
         minus the sample's publish time ``ts`` (one clock on the lab machine), and the
@@ -31,6 +33,11 @@ def percentile(values: list[float], share: float) -> float:
 async def _body(config: ServiceConfig, args: argparse.Namespace) -> int:
     client, js = await connect(config, "dnabox-probe")
     try:
+        if args.what == "create":
+            await js.add_stream(name=args.stream, subjects=[config.subject],
+                                storage=api.StorageType.FILE, duplicate_window=120.0)
+            print(json.dumps({"stream": args.stream, "subjects": [config.subject]}))
+            return 0
         info = await js.stream_info(args.stream)
         state = info.state
         if args.what == "count":
@@ -67,7 +74,7 @@ async def _body(config: ServiceConfig, args: argparse.Namespace) -> int:
 
 
 def _arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("what", choices=("count", "latency"))
+    parser.add_argument("what", choices=("count", "latency", "create"))
     parser.add_argument("stream")
     parser.add_argument("--from-seq", type=int, default=1)
 
