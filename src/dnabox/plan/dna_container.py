@@ -124,3 +124,20 @@ def host_argv(service: Service, *extra: str) -> list[str]:
     spec = SERVICES[service.role]
     return ["env", f"PYTHONPATH={IMAGE_DIR}/{PYTHON_DIR}", "PYTHONDONTWRITEBYTECODE=1",
             *spec.argv(config_file(service), *extra)]
+
+
+def write_image(directory: Path) -> int:
+    """Write ``image_files()`` under ``directory`` (the Containerfile's build context)."""
+    for path, data in image_files().items():
+        target = directory / path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(data)
+    return len(image_files())
+
+
+if __name__ == "__main__":
+    import argparse
+
+    parser = argparse.ArgumentParser(description="Write the dna service image's files.")
+    parser.add_argument("--image-dir", type=Path, required=True)
+    print(f"{write_image(parser.parse_args().image_dir)} files")
