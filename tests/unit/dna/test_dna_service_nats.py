@@ -260,6 +260,10 @@ def test_train_serve_retrain_follow(lake: Fleet, tmp_path: Path) -> None:
     asked = run_service("trainer", config(lake, "trainer", tmp_path), "--request")
     assert asked["version"] == 3
     wait_for(lambda: healthz_version(url) == 3, "the edge serving v3")
+    # From training finished at the hub to the edge serving it (the bound: 5 s).
+    lag = http(url + "/healthz")[1]["loaded_at"] - asked["trained_at"]
+    print(f"train-to-serve on loopback: {lag:.3f}s")
+    assert 0 <= lag < 5
     catalogue = run(kv_value(lake.hub.url, CATALOGUE, f"{DATASET}.{SITE}"))
     assert catalogue["samples"] == 900 and catalogue["schema_version"] == 1
 
