@@ -93,6 +93,20 @@ class Fleet:
         for server in [*self.edges.values(), self.hub]:
             _stop(server.process)
 
+    def cut_hub(self) -> None:
+        """The core is gone for the edges: its server stops (its store stays)."""
+        _stop(self.hub.process)
+
+    def restore_hub(self) -> None:
+        """The same server, config and store again; the edge leaves reconnect by themselves."""
+        config = self.root / self.hub.name / "nats.conf"
+        log = (self.root / self.hub.name / "nats.log").open("ab")
+        self.hub.process = subprocess.Popen(["nats-server", "-c", str(config)], stdout=log,
+                                            stderr=log)
+        wait_for(lambda: self.hub.process.poll() is None and _healthy(self.hub), "the hub")
+        wanted = len(self.edges)
+        wait_for(lambda: _leaf_links(self.hub) >= wanted, "the leaves back at the hub")
+
 
 def _healthy(server: Server) -> bool:
     try:

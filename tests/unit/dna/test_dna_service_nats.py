@@ -286,3 +286,28 @@ def test_inference_without_a_model_answers_503(lake: Fleet, tmp_path: Path) -> N
                           {"features": {"hour": 1, "occupancy": 0.1, "flow": 900, "rain": 0}})
     assert status == 503
     assert answer["error"] == f"no version of speed has reached {SITE} yet"
+
+
+def test_a_cut_off_edge_keeps_its_samples_and_serves_its_last_model(lake: Fleet,
+                                                                      tmp_path: Path) -> None:
+    publish(lake, tmp_path, 300)
+    wait_lake(lake, 300)
+    assert run_service("trainer", config(lake, "trainer", tmp_path), "--once")["version"] == 1
+    port = free_port()
+    start_service(lake, "inference",
+                  config(lake, "inference", tmp_path, bind=f"127.0.0.1:{port}"))
+    url = f"http://127.0.0.1:{port}"
+    wait_for(lambda: healthz_version(url) == 1, "the edge serving v1")
+
+    lake.cut_hub()
+    cut_off = publish(lake, tmp_path, 200)  # the pond acknowledges every one
+    assert cut_off.published == 200
+    assert run(stream_count(lake.edges[SITE].url, SITE, POND)) == 500
+    features = {"hour": 17.0, "occupancy": 0.2, "flow": 1800.0, "rain": 1}
+    status, answer = http(url + "/predict", {"features": features})
+    assert (status, answer["version"]) == (200, 1)
+
+    lake.restore_hub()
+    wait_lake(lake, 500)
+    expected = [f"end-a-1:{n}" for n in range(1, 501)]
+    assert run(all_ids(lake.hub.url, "hub", LAKE)) == expected
