@@ -266,6 +266,7 @@ def test_train_serve_retrain_follow(lake: Fleet, tmp_path: Path) -> None:
     assert 0 <= lag < 5
     catalogue = run(kv_value(lake.hub.url, CATALOGUE, f"{DATASET}.{SITE}"))
     assert catalogue["samples"] == 900 and catalogue["schema_version"] == 1
+    assert (catalogue["dataset"], catalogue["site"]) == (DATASET, SITE)
 
 
 def test_train_request_without_a_trainer_says_so(lake: Fleet, tmp_path: Path) -> None:

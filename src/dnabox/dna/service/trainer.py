@@ -160,7 +160,8 @@ class Trainer:
             seen = published.get(site)
             if seen is not None and seen.samples == stats.samples:
                 continue
-            value = {"samples": stats.samples, "bytes": stats.bytes, "first_ts": stats.first_ts,
+            value = {"dataset": self.config.dataset, "site": site,
+                     "samples": stats.samples, "bytes": stats.bytes, "first_ts": stats.first_ts,
                      "last_ts": stats.last_ts, "schema_version": self.config.schema_version,
                      "updated": time.time()}
             await kv.put(f"{self.config.dataset}.{site}", json.dumps(value).encode())
