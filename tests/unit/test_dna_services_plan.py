@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -109,3 +111,12 @@ def test_rootfs_script_lays_out_the_root(tmp_path: Path) -> None:
         subprocess.run(["sh", "-c", script], check=True)
     assert (tmp_path / "i" / "lib").readlink() == Path("usr/lib")
     assert (tmp_path / "i" / "usr").is_dir() and (tmp_path / "i/etc/dnabox/dna").is_dir()
+
+
+def test_the_benchmark_loads_and_documents_its_ratio_lines() -> None:
+    done = subprocess.run([sys.executable, str(ROOT / "bench" / "dna"), "--help"],
+                          capture_output=True, text=True, check=False,
+                          env={**os.environ, "PYTHONPATH": str(ROOT / "src")})
+    assert done.returncode == 0, done.stderr
+    for line in ("RATIO dna_ingest", "RATIO dna_catchup", "RATIO dna_train_to_serve"):
+        assert line in done.stdout
