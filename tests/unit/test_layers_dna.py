@@ -11,7 +11,6 @@ import kubernetes_validate
 
 from dnabox.dna.service.config import parse
 from dnabox.inventory import Fleet, load_fleet
-from dnabox.inventory.model import Accelerator
 from dnabox.layers import dna
 from dnabox.layers.manifests import SUPPORTED_KUBERNETES, Manifest
 from dnabox.plan.dna import CLIENT_PORT, LEAFNODE_PORT, build_topology
@@ -119,8 +118,8 @@ def test_trainer_follows_the_lake_or_runs_on_a_schedule() -> None:
     travel = objects[("CronJob", "trainer-travel-time")]  # every 1800 s only
     assert travel["spec"]["schedule"] == "*/30 * * * *"
     assert pod_of(travel)["containers"][0]["command"][-1] == "--once"
-    # The core hosts Apptainer: training runs under it.
-    assert pod_of(speed)["runtimeClassName"] == "apptainer"
+    # The core has GPUs: training runs where they are, under the nvidia runtime.
+    assert pod_of(speed)["runtimeClassName"] == "nvidia"
     command = pod_of(speed)["containers"][0]["command"]
     assert command[:3] == ["python3", "-m", SERVICES["trainer"].module]
 
@@ -143,19 +142,19 @@ def test_inference_uses_kata_where_the_edge_hosts_it_and_its_config_parses() -> 
     assert service["spec"]["ports"][0]["port"] == SERVICES["inference"].ports[0].port
 
 
-def test_the_trainer_asks_for_the_cores_gpus() -> None:
-    f = fleet()
-    (core,) = [c for c in f.clusters if c.name == "core"]
-    boxes = [b.model_copy(update={"accelerators": [Accelerator(vendor="nvidia", count=2)]})
-             if b.name == core.control_planes[0] else b for b in f.boxes]
-    gpu_fleet = f.model_copy(update={"boxes": boxes})
-    job = manifests(gpu_fleet, "core")[("Job", "trainer-speed")]
+def test_the_trainer_asks_for_the_cores_gpus_else_runs_under_apptainer() -> None:
+    f = fleet()  # two core boxes hold 4 A100 each
+    job = manifests(f, "core")[("Job", "trainer-speed")]
     for version in SUPPORTED_KUBERNETES:
         kubernetes_validate.validate(job, version, strict=True)
     pod = pod_of(job)
-    assert pod["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == "2"
+    assert pod["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == "4"
     assert pod["runtimeClassName"] == "nvidia"
-    assert "nvidia.com/gpu" not in json.dumps(list(manifests(f, "core").values()))
+    boxes = [b.model_copy(update={"accelerators": []}) for b in f.boxes]
+    no_gpus = f.model_copy(update={"boxes": boxes})
+    pod = pod_of(manifests(no_gpus, "core")[("Job", "trainer-speed")])
+    assert "nvidia.com/gpu" not in pod["containers"][0]["resources"]["limits"]
+    assert pod["runtimeClassName"] == "apptainer"  # the core hosts Apptainer
 
 
 def test_a_fleet_without_dna_gets_no_objects() -> None:
