@@ -82,8 +82,8 @@ def publish(
                    f"{report.seconds:.2f} s, {report.rate:.0f}/s")
 
 
-ModelOption = Annotated[str, typer.Option("--model", "-m", help="The model (dna.models[].name).")]
-SiteOption = Annotated[str, typer.Option("--site", "-s", help="The edge site serving the model.")]
+ModelOption = Annotated[str, typer.Option("--model", help="The model (dna.models[].name).")]
+SiteOption = Annotated[str, typer.Option("--site", help="The edge site serving the model.")]
 
 
 @app.command("train")

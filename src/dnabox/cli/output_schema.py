@@ -202,6 +202,16 @@ COMMANDS: dict[str, Schema] = {
         required=["ponds", "lake", "models"],
     ),
     "dna.publish": obj({"box": S(), "dataset": S(), "published": INT}),
+    "dna.train": obj(
+        {"model": S(), "box": S(), "version": INT, "metric": {"type": "object"},
+         "dataset_range": {"type": "object"}, "trained_at": N},
+        required=["model", "box", "version", "metric", "dataset_range", "trained_at"],
+    ),
+    "dna.predict": obj(
+        {"model": S(), "site": S(), "box": S(), "features": {"type": "object"},
+         "prediction": N, "version": INT, "seconds": N},
+        required=["model", "site", "box", "prediction", "version"],
+    ),
     "lab.partition": obj(
         {"site": S(), "partitioned": B, "changed": B, "pairs": arr(arr(S()))},
         required=["site", "changed", "pairs"],

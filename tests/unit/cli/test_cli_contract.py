@@ -54,6 +54,8 @@ NOT_SELECTING = {
     "view": "shows the whole fleet",
     "dna status": "reads the D-N-A hub",
     "dna publish": "one producing box, by name (--box)",
+    "dna train": "one model's trainer, by name (--model)",
+    "dna predict": "one edge site's inference server (--site, --model)",
     "lab partition": "one lab site, by name (--site)",
     "lab heal": "one lab site, by name (--site)",
 }
@@ -69,6 +71,8 @@ SHORT_FLAGS = {"-h": {"--help"}, "-i": {"--inventory"}, "-l": {"--limit"},
 REQUIRED_ARGS = {"exec": ["--", "true"], "runbook run": ["drain"], "kubeconfig": ["-c", "core"],
                  "stack up": ["--yes"], "stack destroy": ["--yes"], "unlock": ["--yes"],
                  "dna publish": ["--box", "end-a-1", "--count", "1"],
+                 "dna train": ["--model", "speed"],
+                 "dna predict": ["--model", "speed", "--site", "edge-a"],
                  "lab partition": ["--site", "edge-a"], "lab heal": ["--site", "edge-a"]}
 
 
