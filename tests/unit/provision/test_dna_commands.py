@@ -27,7 +27,7 @@ from dnabox.plan import dna_services
 from dnabox.provision import dna_service
 from dnabox.provision.dna_service import DnaNotProvisioned
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 LAB = ROOT / "inventory" / "lab.yaml"
 
 

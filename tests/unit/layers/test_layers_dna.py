@@ -16,7 +16,7 @@ from dnabox.layers.manifests import SUPPORTED_KUBERNETES, Manifest
 from dnabox.plan.dna import CLIENT_PORT, LEAFNODE_PORT, build_topology
 from dnabox.plan.dna_services import SERVICES
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 PLAYGROUND = "inventory/smartx-playground.yaml"
 
 

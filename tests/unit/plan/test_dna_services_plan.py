@@ -16,7 +16,7 @@ from dnabox.inventory import load_fleet
 from dnabox.plan import dna_container, dna_services
 from dnabox.plan.dna import build_topology, password_file
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 SAMPLES = ("inventory/lab.yaml", "inventory/smartx-playground.yaml")
 
 
