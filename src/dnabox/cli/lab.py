@@ -225,13 +225,15 @@ def ssh(
 
 @app.command()
 @command
-def cache() -> None:
-    """Build the lab's caches if missing: Debian root filesystem, package repository.
+def cache(inventory: InventoryOption = DEFAULT_INVENTORY) -> None:
+    """Build the lab's caches if missing: a Debian root filesystem and a package repository
+    for each Debian release the fleet's boxes run (bookworm, trixie).
 
     The repository holds every package the bootstrap roles install, with dependencies.
     Needs the Debian mirror once; `lab up` builds missing caches itself.
 
-    Example: sudo dnabox lab cache
+    Example: sudo dnabox lab cache -i inventory/lab.yaml
     """
-    rootfs, repo = lab.cache(log=_progress)
-    stdout().print(f"root filesystem: {rootfs}\npackage repository: {repo}")
+    for release in lab.cache(fleet_from(inventory), log=_progress):
+        stdout().print(f"{release.suite}: root filesystem {release.rootfs}, "
+                       f"package repository {release.repo}")

@@ -75,7 +75,9 @@ class BoxDirs:
 
 def prepare(box: BoxLayout, dirs: BoxDirs, rootfs: Path, authorized_key: str,
             repo_url: str) -> str:
-    """Write the box's own files into its overlay's upper layer; return its host key."""
+    """Write the box's own files into its overlay's upper layer; return its host key.
+
+    ``repo_url`` is the lab repository of the box's own Debian release."""
     for directory in (dirs.upper, dirs.work, dirs.root):
         directory.mkdir(parents=True, exist_ok=True)
     for relative in ("etc/ssh/sshd_config.d", "etc/apt", "root/.ssh", "usr/sbin"):

@@ -17,7 +17,6 @@ from dnabox.errors import DnaboxError
 from dnabox.inventory.model import Box, Fleet, Plane
 from dnabox.lab.paths import LabPaths
 
-SUITE = "bookworm"
 REPO_PORT = 80
 # A cap per box, not a reservation: 100 idle boxes use a few MB each.
 MEMORY_LIMITS: dict[str, int] = {"large": 4 << 30, "medium": 2 << 30, "small": 1 << 30}
@@ -68,6 +67,7 @@ class BoxLayout:
     ssh_port: int
     memory_limit: int
     nics: tuple[Nic, ...]
+    suite: str = "bookworm"  # the box's Debian release: which cached rootfs and repository
 
 
 @dataclass(frozen=True)
@@ -79,7 +79,11 @@ class NetworkLayout:
     router_address: str
     management_cidr: str  # the host routes only this to the lab
     bridges: tuple[Bridge, ...]
-    repo_url: str  # the local package repository, served from the router namespace
+    repo_url: str  # the local package repositories (one per release below it), served
+    # from the router namespace
+
+    def repo_url_for(self, suite: str) -> str:
+        return f"{self.repo_url}{suite}/"
 
 
 @dataclass(frozen=True)
@@ -90,6 +94,11 @@ class LabLayout:
 
     def box(self, name: str) -> BoxLayout:
         return next(b for b in self.boxes if b.name == name)
+
+    @property
+    def suites(self) -> tuple[str, ...]:
+        """The Debian releases the boxes run, each once."""
+        return tuple(sorted({b.suite for b in self.boxes}))
 
 
 def fingerprint(part: NetworkLayout | BoxLayout) -> str:
@@ -208,7 +217,7 @@ def _box(fleet: Fleet, box: Box, management: Plane, bridges: dict[tuple[str, str
     return BoxLayout(
         name=box.name, site=box.site, netns=netns_name(fleet.name, box.name),
         address=str(box.address), ssh_port=fleet.ssh_for(box).port,
-        memory_limit=MEMORY_LIMITS[box.size], nics=tuple(nics),
+        memory_limit=MEMORY_LIMITS[box.size], nics=tuple(nics), suite=fleet.os_of(box),
     )
 
 

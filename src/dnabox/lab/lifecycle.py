@@ -21,11 +21,11 @@ from dnabox.lab import boxes, cgroups, network, processes
 from dnabox.lab.boxes import BoxDirs
 from dnabox.lab.files import remove_tree, write
 from dnabox.lab.keys import HOST_KEY, ensure_key_pair, known_hosts_line, write_known_hosts
-from dnabox.lab.layout import REPO_PORT, SUITE, BoxLayout, LabLayout, fingerprint, plan_lab
-from dnabox.lab.light import ensure_light_layer
+from dnabox.lab.layout import REPO_PORT, BoxLayout, LabLayout, fingerprint, plan_lab
+from dnabox.lab.light import ensure_light_layer, light_layer_name
 from dnabox.lab.paths import LabPaths
 from dnabox.lab.preflight import check_host
-from dnabox.lab.repo import ensure_repo, repo_key, server_argv
+from dnabox.lab.repo import ensure_repo, repo_key, served_tree, server_argv
 from dnabox.lab.rootfs import ensure_rootfs
 from dnabox.lab.state import LabBoxState, LabState, NetworkState, load, locked, save
 from dnabox.plan.catalogue import all_packages
@@ -55,18 +55,42 @@ class BoxStatus:
     state: str  # running | starting | stopped | absent
 
 
-def caches_ready(paths: LabPaths) -> bool:
-    rootfs = paths.rootfs(SUITE)
-    return rootfs.is_dir() and (paths.repo_root() / repo_key(all_packages(), rootfs)).is_dir()
+@dataclass(frozen=True)
+class ReleaseCache:
+    """One Debian release's cached root filesystem and package repository."""
+
+    suite: str
+    rootfs: Path
+    repo: Path
 
 
-def cache(paths: LabPaths | None = None, log: Log = _quiet) -> tuple[Path, Path]:
-    """Build the root filesystem and the package repository if missing (needs the mirror)."""
+def caches_ready(paths: LabPaths, suites: Sequence[str]) -> bool:
+    for suite in suites:
+        rootfs = paths.rootfs(suite)
+        if not (rootfs.is_dir() and (paths.repo_root()
+                                     / repo_key(all_packages(), rootfs, suite)).is_dir()):
+            return False
+    return True
+
+
+def cache(fleet: Fleet, paths: LabPaths | None = None,
+          log: Log = _quiet) -> list[ReleaseCache]:
+    """Build the root filesystem and package repository of every Debian release the fleet's
+    boxes run, if missing (needs the mirror)."""
     paths = paths or LabPaths()
-    check_host(building=not caches_ready(paths))
+    suites = plan_lab(fleet, paths).suites
+    check_host(building=not caches_ready(paths, suites))
     with locked(paths.state_root):
-        rootfs = ensure_rootfs(paths, log)
-        return rootfs, ensure_repo(paths, all_packages(), rootfs, log)
+        return _ensure_caches(paths, suites, log)
+
+
+def _ensure_caches(paths: LabPaths, suites: Sequence[str], log: Log) -> list[ReleaseCache]:
+    caches = []
+    for suite in suites:
+        rootfs = ensure_rootfs(paths, suite, log)
+        caches.append(ReleaseCache(suite, rootfs,
+                                   ensure_repo(paths, all_packages(), rootfs, suite, log)))
+    return caches
 
 
 def up(fleet: Fleet, paths: LabPaths | None = None, log: Log = _quiet, *,
@@ -76,12 +100,13 @@ def up(fleet: Fleet, paths: LabPaths | None = None, log: Log = _quiet, *,
     paths = paths or LabPaths()
     began = time.monotonic()
     layout = plan_lab(fleet, paths)
-    check_host(building=not caches_ready(paths))
+    check_host(building=not caches_ready(paths, layout.suites))
     with locked(paths.state_root):
         _refuse_other_labs(paths, fleet.name)
-        rootfs = ensure_rootfs(paths, log)
-        repo = ensure_repo(paths, all_packages(), rootfs, log)
-        layers = [str(ensure_light_layer(paths, rootfs, repo, log))] if light else []
+        releases = {c.suite: c for c in _ensure_caches(paths, layout.suites, log)}
+        repo = served_tree(paths, {suite: c.repo for suite, c in releases.items()})
+        layers = ([str(ensure_light_layer(paths, c.rootfs, c.repo, log))
+                   for c in releases.values()] if light else [])
         hierarchies = cgroups.host_hierarchies()
         state_file = paths.state_file(fleet.name)
         state = load(state_file) or LabState(fleet=fleet.name)
@@ -117,7 +142,8 @@ def up(fleet: Fleet, paths: LabPaths | None = None, log: Log = _quiet, *,
             to_start.append(box)
         if to_start:
             log(f"starting {len(to_start)} box(es)")
-            _start_boxes(state, layout, to_start, rootfs, public_key, hierarchies, paths)
+            _start_boxes(state, layout, to_start, releases, public_key, hierarchies, paths,
+                         light)
         _write_known_hosts(layout, paths)
     return LabUpReport(fleet.name, [b.name for b in to_start], kept, removed,
                     round(time.monotonic() - began, 2))
@@ -279,8 +305,8 @@ def _wait_for_port(address: str, port: int, proc: processes.Proc, what: str) -> 
 
 
 def _start_boxes(state: LabState, layout: LabLayout, to_start: Sequence[BoxLayout],
-                 rootfs: Path, public_key: str, hierarchies: list[cgroups.Hierarchy],
-                 paths: LabPaths) -> None:
+                 releases: dict[str, ReleaseCache], public_key: str,
+                 hierarchies: list[cgroups.Hierarchy], paths: LabPaths, light: bool) -> None:
     state_file = paths.state_file(layout.fleet)
     units = {b.name: cgroups.cgroup_paths(hierarchies, layout.fleet, b.name) for b in to_start}
     for box in to_start:  # recorded before any of it exists
@@ -293,9 +319,15 @@ def _start_boxes(state: LabState, layout: LabLayout, to_start: Sequence[BoxLayou
     mounted = cgroups.box_hierarchies(hierarchies)
     for box in to_start:
         dirs = BoxDirs(paths.box_dir(layout.fleet, box.name))
-        boxes.prepare(box, dirs, rootfs, public_key, layout.network.repo_url)
-        write(dirs.script, boxes.start_script(box, dirs, rootfs, mounted,
-                                              tuple(Path(p) for p in state.layers)), 0o755)
+        release = releases[box.suite]
+        boxes.prepare(box, dirs, release.rootfs, public_key,
+                      layout.network.repo_url_for(box.suite))
+        # A light box's layer is its own release's: layers are built from a rootfs.
+        layers = (tuple(p for p in map(Path, state.layers)
+                        if p.name == light_layer_name(release.rootfs, release.repo))
+                  if light else ())
+        write(dirs.script, boxes.start_script(box, dirs, release.rootfs, mounted, layers),
+              0o755)
         state.boxes[box.name].launcher = boxes.start(box, dirs, units[box.name])
     save(state, state_file)
     deadline = time.monotonic() + 60 + 0.5 * len(to_start)

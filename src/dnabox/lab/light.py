@@ -59,10 +59,15 @@ def install_script(rootfs: Path, repo: Path, build: Path, packages: Sequence[str
     ])
 
 
+def light_layer_name(rootfs: Path, repo: Path) -> str:
+    """The name of the light layer built on ``rootfs`` from ``repo`` (one per release)."""
+    return layer_key(rootfs, repo, role_spec("base").packages)
+
+
 def ensure_light_layer(paths: LabPaths, rootfs: Path, repo: Path,
                        log: Callable[[str], None]) -> Path:
     packages = role_spec("base").packages
-    target = paths.cache_root / "light" / layer_key(rootfs, repo, packages)
+    target = paths.cache_root / "light" / light_layer_name(rootfs, repo)
     if target.is_dir():
         return target
     partial = target.with_name(target.name + ".partial")

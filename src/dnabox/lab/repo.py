@@ -18,16 +18,15 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from dnabox.lab.files import remove_tree, write
-from dnabox.lab.layout import SUITE
 from dnabox.lab.paths import LabPaths
 from dnabox.lab.run import run
 
 INDEX_FILES = ("Packages", "Packages.gz")
 
 
-def repo_key(packages: Sequence[str], rootfs: Path) -> str:
+def repo_key(packages: Sequence[str], rootfs: Path, suite: str) -> str:
     installed = (rootfs / "var/lib/dpkg/status").read_bytes()
-    text = json.dumps({"suite": SUITE, "packages": sorted(packages),
+    text = json.dumps({"suite": suite, "packages": sorted(packages),
                        "rootfs": hashlib.sha256(installed).hexdigest()})
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
@@ -37,11 +36,11 @@ def sources_list(repo_url: str) -> str:
     return f"deb [trusted=yes] {repo_url} ./\n"
 
 
-def release_file(indexes: dict[str, bytes], now: float | None = None) -> str:
+def release_file(indexes: dict[str, bytes], suite: str, now: float | None = None) -> str:
     """A flat repository's Release: apt wants one, with the indexes' sizes and hashes."""
     date = time.strftime("%a, %d %b %Y %H:%M:%S UTC", time.gmtime(now))
-    lines = ["Origin: dnabox-lab", "Label: dnabox-lab", f"Suite: {SUITE}",
-             f"Codename: {SUITE}", f"Date: {date}", "Architectures: amd64 all", "SHA256:"]
+    lines = ["Origin: dnabox-lab", "Label: dnabox-lab", f"Suite: {suite}",
+             f"Codename: {suite}", f"Date: {date}", "Architectures: amd64 all", "SHA256:"]
     lines += [f" {hashlib.sha256(data).hexdigest()} {len(data)} {name}"
               for name, data in sorted(indexes.items())]
     return "\n".join(lines) + "\n"
@@ -63,9 +62,9 @@ def download_script(rootfs: Path, build: Path, packages: Sequence[str]) -> str:
     ])
 
 
-def ensure_repo(paths: LabPaths, packages: Sequence[str], rootfs: Path,
+def ensure_repo(paths: LabPaths, packages: Sequence[str], rootfs: Path, suite: str,
                 log: Callable[[str], None]) -> Path:
-    target = paths.repo_root() / repo_key(packages, rootfs)
+    target = paths.repo_root() / repo_key(packages, rootfs, suite)
     if target.is_dir():
         return target
     partial = target.with_name(target.name + ".partial")
@@ -75,7 +74,8 @@ def ensure_repo(paths: LabPaths, packages: Sequence[str], rootfs: Path,
         (build / name).mkdir(parents=True)
     # The mirror is reached by name: the throwaway copy resolves like the host.
     write(build / "upper/etc/resolv.conf", Path("/etc/resolv.conf").read_text())
-    log(f"downloading {len(packages)} packages and their dependencies into {target} (once)")
+    log(f"downloading {len(packages)} {suite} packages and their dependencies into {target} "
+        "(once)")
     run(["unshare", "--mount", "--fork", "sh", "-c", download_script(rootfs, build, packages)])
     for deb in (build / "upper/var/cache/apt/archives").glob("*.deb"):
         deb.rename(partial / deb.name)
@@ -85,8 +85,25 @@ def ensure_repo(paths: LabPaths, packages: Sequence[str], rootfs: Path,
                                                                        mtime=0)}
     for name, data in indexes.items():
         (partial / name).write_bytes(data)
-    write(partial / "Release", release_file(indexes))
+    write(partial / "Release", release_file(indexes, suite))
     partial.rename(target)
+    return target
+
+
+def served_tree(paths: LabPaths, repos: dict[str, Path]) -> Path:
+    """One directory the lab's server serves: ``<suite>/`` links to each release's repository.
+
+    Named by its content, so a lab whose releases or repositories change gets a new tree
+    (and `lab up` sees its network must be rebuilt to serve it)."""
+    text = json.dumps({suite: str(repo) for suite, repo in sorted(repos.items())})
+    target = paths.repo_root() / "served" / hashlib.sha256(text.encode()).hexdigest()[:16]
+    if not target.is_dir():
+        partial = target.with_name(target.name + ".partial")
+        remove_tree(partial)
+        partial.mkdir(parents=True)
+        for suite, repo in repos.items():
+            (partial / suite).symlink_to(repo)
+        partial.rename(target)
     return target
 
 

@@ -1,8 +1,9 @@
-"""The Debian root filesystem every box starts from: debootstrapped once, then cached.
+"""The Debian root filesystems boxes start from: one per release, debootstrapped once,
+then cached.
 
-Boxes never write to it (each box has an overlay on top), so one copy serves every box
-of every fleet. It is built in a `.partial` directory and renamed when complete: a build
-interrupted at any point is redone, never used.
+Boxes never write to one (each box has an overlay on top), so one copy serves every box
+of that release in every fleet. It is built in a `.partial` directory and renamed when
+complete: a build interrupted at any point is redone, never used.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 from dnabox.lab.files import remove_tree
-from dnabox.lab.layout import SUITE
 from dnabox.lab.paths import LabPaths
 from dnabox.lab.run import run
 
@@ -21,22 +21,22 @@ MIRROR = "http://deb.debian.org/debian"
 INCLUDE = ("openssh-server", "python3", "iproute2", "ca-certificates")
 
 
-def debootstrap_argv(target: Path) -> list[str]:
+def debootstrap_argv(target: Path, suite: str) -> list[str]:
     # Inside its own mount namespace: whatever debootstrap mounts (proc, sys) cannot
     # outlive it, even if it is killed.
     return ["unshare", "--mount", "--fork", "debootstrap", "--variant=minbase",
-            f"--include={','.join(INCLUDE)}", SUITE, str(target), MIRROR]
+            f"--include={','.join(INCLUDE)}", suite, str(target), MIRROR]
 
 
-def ensure_rootfs(paths: LabPaths, log: Callable[[str], None]) -> Path:
-    target = paths.rootfs(SUITE)
+def ensure_rootfs(paths: LabPaths, suite: str, log: Callable[[str], None]) -> Path:
+    target = paths.rootfs(suite)
     if target.is_dir():
         return target
     partial = target.with_name(target.name + ".partial")
     remove_tree(partial)
     partial.parent.mkdir(parents=True, exist_ok=True)
-    log(f"building the Debian {SUITE} root filesystem in {target} (once; about a minute)")
-    run(debootstrap_argv(partial))
+    log(f"building the Debian {suite} root filesystem in {target} (once; about a minute)")
+    run(debootstrap_argv(partial, suite))
     # openssh-server made host keys while installing; every box makes its own instead.
     for key in (partial / "etc/ssh").glob("ssh_host_*"):
         key.unlink()

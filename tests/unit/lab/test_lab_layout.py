@@ -116,3 +116,12 @@ def test_declared_management_nic_is_used(tmp_path: Path) -> None:
     data["boxes"][0]["interfaces"]["P+M"] = {"nic": "eno1", "address": "10.201.1.11/24"}
     layout = plan_from(data, tmp_path)
     assert [n.name for n in layout.box("core-1").nics] == ["eno1", "eth1"]
+
+
+def test_each_box_runs_its_own_debian_release() -> None:
+    fleet = load_fleet(LAB)
+    layout = plan_lab(fleet, LabPaths())
+    releases = {b.name: b.suite for b in layout.boxes}
+    assert releases == {b.name: fleet.os_of(b) for b in fleet.boxes}
+    assert set(layout.suites) == {"bookworm", "trixie"}, "the lab fleet mixes Debian 12 and 13"
+    assert layout.network.repo_url_for("trixie") == layout.network.repo_url + "trixie/"

@@ -5,7 +5,15 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-from dnabox.lab.repo import download_script, release_file, repo_key, server_argv, sources_list
+from dnabox.lab.paths import LabPaths
+from dnabox.lab.repo import (
+    download_script,
+    release_file,
+    repo_key,
+    served_tree,
+    server_argv,
+    sources_list,
+)
 
 
 def rootfs_with(tmp_path: Path, status: str) -> Path:
@@ -15,16 +23,20 @@ def rootfs_with(tmp_path: Path, status: str) -> Path:
     return root
 
 
-def test_key_follows_the_package_list_and_the_rootfs(tmp_path: Path) -> None:
+def test_key_follows_the_package_list_the_rootfs_and_the_release(tmp_path: Path) -> None:
     one = rootfs_with(tmp_path, "a")
-    assert repo_key(["runc", "containerd"], one) == repo_key(["containerd", "runc"], one)
-    assert repo_key(["runc"], one) != repo_key(["runc", "crun"], one)
-    assert repo_key(["runc"], one) != repo_key(["runc"], rootfs_with(tmp_path, "b"))
+    assert repo_key(["runc", "containerd"], one, "bookworm") == repo_key(
+        ["containerd", "runc"], one, "bookworm")
+    assert repo_key(["runc"], one, "bookworm") != repo_key(["runc", "crun"], one, "bookworm")
+    assert repo_key(["runc"], one, "bookworm") != repo_key(
+        ["runc"], rootfs_with(tmp_path, "b"), "bookworm")
+    assert repo_key(["runc"], one, "bookworm") != repo_key(["runc"], one, "trixie")
 
 
 def test_release_lists_each_index_with_its_hash_and_size() -> None:
-    text = release_file({"Packages": b"abc", "Packages.gz": b"xy"}, now=0)
+    text = release_file({"Packages": b"abc", "Packages.gz": b"xy"}, "trixie", now=0)
     assert "Date: Thu, 01 Jan 1970 00:00:00 UTC" in text
+    assert "Suite: trixie\nCodename: trixie\n" in text
     assert f" {hashlib.sha256(b'abc').hexdigest()} 3 Packages\n" in text
     assert f" {hashlib.sha256(b'xy').hexdigest()} 2 Packages.gz\n" in text
 
@@ -75,3 +87,13 @@ def test_server_queues_a_fleet_of_clients_and_keeps_connections(tmp_path: Path) 
     finally:
         server.terminate()
         server.wait(10)
+
+
+def test_one_served_tree_links_each_release_to_its_repository(tmp_path: Path) -> None:
+    paths = LabPaths(state_root=tmp_path / "state", cache_root=tmp_path / "cache")
+    repos = {"bookworm": tmp_path / "repo-12", "trixie": tmp_path / "repo-13"}
+    tree = served_tree(paths, repos)
+    assert {p.name: p.resolve() for p in tree.iterdir()} == {
+        s: r.resolve() for s, r in repos.items()}
+    assert served_tree(paths, repos) == tree, "the same releases serve from the same tree"
+    assert served_tree(paths, {"bookworm": repos["bookworm"]}) != tree
