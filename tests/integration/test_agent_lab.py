@@ -48,8 +48,12 @@ class Agented:
         return self.run(DNABOX, "exec", "-i", str(self.lab.inventory), *args)
 
     def status(self) -> dict[str, Any]:
+        """The agent's status document, without the envelope every --json output carries."""
         result = self.run(FAST, "agent", "status", "-i", str(self.lab.inventory), "--json")
-        return dict(json.loads(result.stdout))
+        document = dict(json.loads(result.stdout))
+        assert document.pop("schema") == "dnabox/v1"
+        assert document.pop("command") == "agent.status"
+        return document
 
     def wait_for(self, handshakes: int) -> dict[str, Any]:
         """The agent's status once it holds ``handshakes`` (it warms up in the background)."""

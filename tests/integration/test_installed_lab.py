@@ -15,8 +15,11 @@ LAB_FLEET = ROOT / "inventory" / "lab.yaml"
 pytestmark = pytest.mark.lab
 
 
-def test_demo_and_bootstrap_from_the_installed_package(installed: Any, lab_machine: None,
+def test_demo_and_bootstrap_from_the_installed_package(installed: Any, lab: Any,
                                                        tmp_path: Path) -> None:
+    # A clean slate: boxes the session's other tests converged hold the D-N-A credentials
+    # of the checkout's state dir, and the installed tool starts a fleet repo of its own.
+    lab.down()
     installed.run("init", "fleet", cwd=tmp_path)
     repo = tmp_path / "fleet"
     located = json.loads(installed.run("locations", "-i", str(LAB_FLEET), "--json",
@@ -36,3 +39,4 @@ def test_demo_and_bootstrap_from_the_installed_package(installed: Any, lab_machi
         assert str(ROOT / "src") not in command
     finally:
         installed.run("lab", "down", "-i", str(LAB_FLEET), cwd=repo, check=False)
+        lab.up()  # the session's lab again, for the tests after this one
