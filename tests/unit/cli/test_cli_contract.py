@@ -36,7 +36,7 @@ NOT_SELECTING = {
     "lab freeze": "names the lab boxes to freeze with --box",
     "lab thaw": "names the lab boxes to thaw with --box",
     "lab ssh": "one box, by name",
-    "lab cache": "no fleet",
+    "lab cache": "caches the Debian releases the whole fleet runs",
     "stack config": "stacks are per cluster: --cluster",
     "stack preview": "stacks are per cluster: --cluster",
     "stack up": "stacks are per cluster: --cluster",
@@ -60,7 +60,7 @@ NOT_SELECTING = {
     "lab heal": "one lab site, by name (--site)",
 }
 # Commands that read no fleet (everything else takes -i/--inventory).
-NO_FLEET = {"lab cache", "runbook list", "runbook show", "init"}
+NO_FLEET = {"runbook list", "runbook show", "init"}
 # One meaning per short flag, and none that means something else to an Ansible user
 # (-b become, -t tags, -s sudo, -u user, -k/-K passwords, -C check, -e extra vars, ...).
 SHORT_FLAGS = {"-h": {"--help"}, "-i": {"--inventory"}, "-l": {"--limit"},
