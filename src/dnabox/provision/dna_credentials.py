@@ -6,8 +6,10 @@ receives only the secrets it needs (``dnabox.plan.dna.secret_files``), written 0
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
+import tempfile
 from pathlib import Path
 
 from dnabox.inventory.model import Fleet
@@ -23,15 +25,21 @@ def credentials_dir(state: Path) -> Path:
 
 
 def _password(directory: Path, user: str) -> str:
+    """The user's password, created once. Site shards ask at the same time on a fresh state
+    dir: the value is written whole to a private temporary file, then linked into place,
+    which only one writer can do; every caller then reads the one that won."""
     path = directory / f"{user}.password"
-    if path.exists():
-        return path.read_text(encoding="utf-8").strip()
-    value = secrets.token_urlsafe(24)
-    # Created 0600 from the start: the secret is never readable by others, even briefly.
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
-        handle.write(value + "\n")
-    return value
+    if not path.exists():
+        # mkstemp creates 0600: the secret is never readable by others, even briefly.
+        descriptor, temporary = tempfile.mkstemp(dir=directory, prefix=".new-")
+        try:
+            with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+                handle.write(secrets.token_urlsafe(24) + "\n")
+            with contextlib.suppress(FileExistsError):
+                os.link(temporary, path)
+        finally:
+            os.unlink(temporary)
+    return path.read_text(encoding="utf-8").strip()
 
 
 def passwords(state: Path, topology: DnaTopology) -> dict[str, str]:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import stat
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -44,6 +46,27 @@ def test_credentials_are_private_and_stable(state: Path) -> None:
     assert stat.S_IMODE(directory.stat().st_mode) == 0o700
     for path in directory.iterdir():
         assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+def test_site_shards_asking_at_once_on_a_fresh_state_dir_get_one_password_each(
+        state: Path) -> None:
+    """`dnabox up` runs its site shards in parallel; each asks for the secrets of its boxes.
+    A fresh state dir used to fail one shard with FileExistsError (seen in the lab)."""
+    fleet = load_fleet(ROOT / "inventory/lab.yaml")
+    topology = build_topology(fleet)
+    assert topology is not None
+    gate = threading.Barrier(8)
+
+    def ask() -> dict[str, str]:
+        gate.wait()  # all eight threads start asking together
+        return passwords(state, topology)
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        answers = list(pool.map(lambda _: ask(), range(8)))
+    assert all(a == answers[0] for a in answers)
+    assert all(v for v in answers[0].values()), "nobody read a half-written password"
+    assert sorted(p.name for p in credentials_dir(state).iterdir()) == sorted(
+        f"{user}.password" for user in answers[0]), "no temporary file is left behind"
 
 
 def test_no_secret_in_plans_inventory_or_program_text(state: Path) -> None:
