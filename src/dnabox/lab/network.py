@@ -106,7 +106,21 @@ def create_router(net: NetworkLayout) -> None:
          "echo 1 > /proc/sys/net/ipv4/ip_forward"])
 
 
+def router_links(router_ns: str) -> set[str]:
+    """The names of the links in the router namespace (``ip -o link`` prints NAME@PEER)."""
+    listing = run(["ip", "-n", router_ns, "-o", "link", "show"]).stdout
+    return {line.split(":")[1].strip().split("@")[0] for line in listing.splitlines()
+            if line.count(":") >= 2}
+
+
 def create_box_links(boxes: Sequence[BoxLayout], router_ns: str) -> None:
+    # A box made again under its old name (lab replace, a restart after a crash): the kernel
+    # frees the old box's namespace, and with it the old veth peers in the router, in the
+    # background. Deleting a leftover peer deletes the pair at once, so the new pair can
+    # take the names now instead of racing that cleanup (RTNETLINK "File exists").
+    present = router_links(router_ns)
+    ip_batch([f"link delete {nic.peer}" for box in boxes for nic in box.nics
+              if nic.peer in present], router_ns)
     ip_batch([f"netns add {box.netns}" for box in boxes])
     ip_batch([command for box in boxes for command in veth_commands(box, router_ns)])
     ip_batch([command for box in boxes for command in attach_commands(box)], router_ns)
