@@ -69,6 +69,7 @@ server = socket.socket()
 server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 server.bind((sys.argv[1], 5101))
 server.listen(1)
+print("listening", flush=True)
 server.settimeout(30)
 conn, _ = server.accept()
 total = 0
@@ -92,7 +93,11 @@ def test_tcp_crosses_sites_over_the_vxlan_overlay(lab: Lab, first_run: dict[str,
     address = _overlay_ip(lab, "edge-b-1")
     lab.run("edge-b-1", f"nohup python3 -c {shlex.quote(SERVER)} {address} "
             "> /tmp/dnabox-tcp-server.log 2>&1 &")
-    time.sleep(1)
+    # The server says when it listens: wait for that line, not for a second to pass.
+    deadline = time.monotonic() + 60
+    while "listening" not in lab.run("edge-b-1", "cat /tmp/dnabox-tcp-server.log",
+                                     check=False).stdout:
+        assert time.monotonic() < deadline, "the TCP server never listened"
     result = lab.run("core-1", f"python3 -c {shlex.quote(CLIENT)} {address} {size}",
                      timeout=60)
     assert result.stdout.strip() == str(size)
