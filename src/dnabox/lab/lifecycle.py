@@ -158,15 +158,10 @@ def replace(fleet: Fleet, names: Sequence[str], paths: LabPaths | None = None,
     """
     paths = paths or LabPaths()
     check_host(building=False)
-    unknown = sorted(set(names) - {b.name for b in fleet.boxes})
-    if unknown:
-        raise DnaboxError(f"no box named {', '.join(unknown)} in fleet {fleet.name}")
+    _refuse_unknown_boxes(fleet, names)
     with locked(paths.state_root):
         state_file = paths.state_file(fleet.name)
-        state = load(state_file)
-        if state is None:
-            raise DnaboxError(f"the lab of fleet {fleet.name} is not up",
-                              hint=f"dnabox lab up -i {fleet.source or 'FILE'}")
+        state = _state_of_running_lab(fleet, paths)
         for name in names:
             log(f"replacing box {name}: new disk, new host key")
             recorded = state.boxes.pop(name, None)
@@ -207,14 +202,10 @@ def freeze(fleet: Fleet, names: Sequence[str], *, frozen: bool = True,
     """
     paths = paths or LabPaths()
     check_host(building=False)
-    unknown = sorted(set(names) - {b.name for b in fleet.boxes})
-    if unknown:
-        raise DnaboxError(f"no box named {', '.join(unknown)} in fleet {fleet.name}")
+    _refuse_unknown_boxes(fleet, names)
     with locked(paths.state_root):
-        state = load(paths.state_file(fleet.name))
-        if state is None or state.network is None:
-            raise DnaboxError(f"the lab of fleet {fleet.name} is not up",
-                              hint=f"dnabox lab up -i {fleet.source or 'FILE'}")
+        state = _state_of_running_lab(fleet, paths, network=True)
+        assert state.network is not None
         units = [Path(p) for name in names if name in state.boxes
                  for p in state.boxes[name].cgroups]
         if package_server:
@@ -238,6 +229,22 @@ def status(fleet: Fleet, paths: LabPaths | None = None) -> list[BoxStatus]:
             condition = "stopped"
         result.append(BoxStatus(box.name, box.site, str(box.address), condition))
     return result
+
+
+def _refuse_unknown_boxes(fleet: Fleet, names: Sequence[str]) -> None:
+    unknown = sorted(set(names) - {b.name for b in fleet.boxes})
+    if unknown:
+        raise DnaboxError(f"no box named {', '.join(unknown)} in fleet {fleet.name}")
+
+
+def _state_of_running_lab(fleet: Fleet, paths: LabPaths, *,
+                          network: bool = False) -> LabState:
+    """The lab's recorded state (with its network, if asked); without it the lab is not up."""
+    state = load(paths.state_file(fleet.name))
+    if state is None or (network and state.network is None):
+        raise DnaboxError(f"the lab of fleet {fleet.name} is not up",
+                          hint=f"dnabox lab up -i {fleet.source or 'FILE'}")
+    return state
 
 
 def _refuse_other_labs(paths: LabPaths, fleet: str) -> None:
