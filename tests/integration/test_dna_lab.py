@@ -10,6 +10,7 @@ streams' state (with a deadline), never a fixed sleep.
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import time
 from collections import Counter
@@ -197,3 +198,37 @@ def test_a_converged_fleet_runs_nothing_and_retention_reruns_only_its_pond(
         up(dna)  # back to the checked-in fleet
     info = json.loads(dna.run(LEAF, f"{TOOL} info POND_TRAFFIC").stdout)
     assert info["config"]["max_bytes"] == 64 << 20
+
+
+def test_rotated_credentials_reach_every_box_and_each_server_restarts_on_them(
+        dna: Lab) -> None:
+    """Rotation is removing the fleet's D-N-A credentials and running `dnabox up`: every box
+    holding a secret runs the dna role again, each nats-server restarts on the new
+    passwords, and publishing works at once. (Before, the boxes looked converged and kept
+    passwords nobody held: CI met it as an Authorization Violation.)"""
+    from dnabox.locations import Locations
+
+    credentials = Locations.discover(dna.inventory.parent).fleet_state(
+        dna.fleet.name) / "dna" / "credentials"
+    assert credentials.is_dir(), "the dna fixture's `up` made the credentials"
+    shutil.rmtree(credentials)
+    read = dna.cli("status", "-i", str(dna.inventory), "--json", timeout=120)
+    assert read.returncode == 1, read.stdout + read.stderr
+    assert not credentials.exists(), "status creates nothing"
+    due = {b["name"]: b["roles"] for b in json.loads(read.stdout)["boxes"]
+           if b["state"] != "converged"}
+    assert {HUB, LEAF, PRODUCER} <= set(due), due
+    assert all(roles["dna"] != "converged" for roles in due.values())
+    assert all(why == "converged" for roles in due.values()
+               for role, why in roles.items() if role != "dna"), due
+    rotated = up(dna)
+    changes = {(e["box"], e["message"]) for e in rotated if e.get("kind") == "task"
+               and e["data"].get("status") == "changed"}
+    for server in (HUB, LEAF):
+        assert any(box == server and "nats-server restarted" in what
+                   for box, what in changes), f"{server} kept its old passwords: {changes}"
+    before = lake_total(dna)
+    report = publish(dna, 100)
+    wait_until("the lake to take samples sent with the new passwords",
+               lambda: lake_total(dna) == before + report["published"])
+    assert [e for e in up(dna) if e.get("kind") == "task"] == [], "rotation converged"

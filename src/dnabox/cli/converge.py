@@ -26,11 +26,11 @@ from dnabox.cli.common import (
     stdout,
 )
 from dnabox.cli.progress import renderer_for
-from dnabox.plan.desired import plan_fleet
 from dnabox.plan.selection import select
 from dnabox.provision.engine import Engine, Provisioner, UpOptions
 from dnabox.provision.event_relay import EventRelay
 from dnabox.provision.inspect import read_blank, read_fleet
+from dnabox.provision.plans import controller_plans
 from dnabox.provision.scheduler import UnitOutcome
 
 
@@ -58,7 +58,7 @@ def plan(
     """
     fleet = fleet_from(inventory)
     boxes = [b.name for b in select(fleet, selection(box, site, tier, cluster, limit))]
-    plans = plan_fleet(fleet, locations(ctx))
+    plans = controller_plans(fleet, locations(ctx))
     readings = (read_blank(fleet, plans, boxes) if offline
                 else read_fleet(fleet, plans, with_diffs=True, boxes=boxes))
     if json_output:

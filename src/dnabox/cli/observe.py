@@ -21,9 +21,9 @@ from dnabox.cli.common import (
     selection,
     stdout,
 )
-from dnabox.plan.desired import plan_fleet
 from dnabox.plan.selection import select
 from dnabox.provision.inspect import read_fleet
+from dnabox.provision.plans import controller_plans
 
 STATE_STYLE = {"converged": "green", "pending": "yellow", "unreachable": "red"}
 
@@ -47,7 +47,7 @@ def status(
     """
     fleet = fleet_from(inventory)
     boxes = [b.name for b in select(fleet, selection(box, site, tier, cluster, limit))]
-    readings = read_fleet(fleet, plan_fleet(fleet, locations(ctx)), boxes=boxes)
+    readings = read_fleet(fleet, controller_plans(fleet, locations(ctx)), boxes=boxes)
     if json_output:
         print_json({"boxes": [r.as_json() for r in readings]})
     else:
@@ -83,7 +83,7 @@ def drift(
     """
     fleet = fleet_from(inventory)
     boxes = [b.name for b in select(fleet, selection(box, site, tier, cluster, limit))]
-    readings = read_fleet(fleet, plan_fleet(fleet, locations(ctx)), with_diffs=True,
+    readings = read_fleet(fleet, controller_plans(fleet, locations(ctx)), with_diffs=True,
                           boxes=boxes)
     drifted = {r.box: r.diffs for r in readings if r.diffs}
     unreachable = {r.box: r.error for r in readings if r.state is None}

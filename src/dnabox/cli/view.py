@@ -19,7 +19,7 @@ from dnabox.cli.common import (
     stderr,
 )
 from dnabox.errors import DnaboxError
-from dnabox.plan.desired import plan_fleet
+from dnabox.provision.plans import controller_plans
 from dnabox.view.server import FleetView, ViewSettings, is_loopback, new_token, serve
 
 
@@ -55,7 +55,7 @@ def view(
     token = None if is_loopback(bind) else new_token()
     where = locations(ctx)
     # Offline nothing is compared with the boxes: no plan (minutes for a thousand boxes).
-    plans = {} if offline else plan_fleet(fleet, where)
+    plans = {} if offline else controller_plans(fleet, where)
     settings = ViewSettings(fleet=fleet, plans=plans,
                             state_dir=where.ensure_fleet_state(fleet.name), token=token,
                             refresh_seconds=refresh, offline=offline)

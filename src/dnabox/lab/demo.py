@@ -19,11 +19,12 @@ from dnabox.adapters.ssh import ConnectionPool
 from dnabox.inventory.model import Fleet
 from dnabox.lab.lifecycle import down, up
 from dnabox.locations import Locations
-from dnabox.plan.desired import BoxPlan, plan_fleet
+from dnabox.plan.desired import BoxPlan
 from dnabox.plan.topology import topology_view
 from dnabox.provision.engine import Provisioner
 from dnabox.provision.events import EventSink
 from dnabox.provision.inspect import read_fleet
+from dnabox.provision.plans import controller_plans
 from dnabox.provision.proofs import Proof, container_run, cross_site_pairs, overlay_ping
 
 STEPS = 7
@@ -121,7 +122,7 @@ def run_demo(fleet: Fleet, locations: Locations, view: DemoView, *, picture: Pat
               f"in {built.seconds:.1f} s")
     try:
         view.step(f"3/{STEPS} plan: what `dnabox up` will do and why")
-        plans = plan_fleet(fleet, locations)
+        plans = controller_plans(fleet, locations)
         report.plan = _plan_rows(fleet, plans)
         view.plan(report.plan)
 

@@ -12,7 +12,7 @@ import hashlib
 import json
 import posixpath
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -143,15 +143,23 @@ def box_variables(inventory: dict[str, Any], box: str) -> dict[str, Any]:
     return merged
 
 
-def plan_fleet(fleet: Fleet, locations: Locations,
-               inventory: dict[str, Any] | None = None) -> dict[str, BoxPlan]:
-    """Plan every box; pass the rendered ``inventory`` when the caller has it already."""
+def plan_fleet(fleet: Fleet, locations: Locations, inventory: dict[str, Any] | None = None,
+               secret_digests: Mapping[str, Mapping[str, str]] | None = None,
+               ) -> dict[str, BoxPlan]:
+    """Plan every box; pass the rendered ``inventory`` when the caller has it already.
+
+    ``secret_digests``: box -> role -> a digest of the secrets the role writes on the box
+    (never the secrets: the planner does not see them). It joins the role's fingerprint, so
+    credentials that changed on the controller re-run the role that carries them.
+    """
     inventory = inventory or render_ansible_inventory(fleet, locations)
     managed = load_managed_files(locations.templates)
     env = template_environment(locations.templates)
     assets: dict[str, _RoleAssets] = {}
+    digests = secret_digests or {}
     return {
-        box.name: _plan_box(fleet, box, inventory, managed, env, locations, assets)
+        box.name: _plan_box(fleet, box, inventory, managed, env, locations, assets,
+                            digests.get(box.name, {}))
         for box in fleet.boxes
     }
 
@@ -180,7 +188,7 @@ def _role_assets(role: str, locations: Locations, managed: list[ManagedFile],
 
 def _plan_box(fleet: Fleet, box: Box, inventory: dict[str, Any], managed: list[ManagedFile],
               env: jinja2.Environment, locations: Locations,
-              cache: dict[str, _RoleAssets]) -> BoxPlan:
+              cache: dict[str, _RoleAssets], secret_digests: Mapping[str, str]) -> BoxPlan:
     variables = box_variables(inventory, box.name)
     roles = []
     for role in roles_for(fleet, box):
@@ -197,6 +205,8 @@ def _plan_box(fleet: Fleet, box: Box, inventory: dict[str, Any], managed: list[M
         digest.update(json.dumps(mentioned, sort_keys=True, default=str).encode())
         for rendered in files:
             digest.update(f"{rendered.dest}\0{rendered.mode}\0{rendered.sha256}".encode())
+        if role in secret_digests:
+            digest.update(f"secrets\0{secret_digests[role]}".encode())
         roles.append(RolePlan(role, digest.hexdigest()[:16], tuple(files)))
     site = fleet.site(box.site)
     return BoxPlan(box.name, site.name, site.tier, tuple(roles))

@@ -7,9 +7,11 @@ receives only the secrets it needs (``dnabox.plan.dna.secret_files``), written 0
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import secrets
 import tempfile
+from collections import defaultdict
 from pathlib import Path
 
 from dnabox.inventory.model import Fleet
@@ -48,6 +50,18 @@ def passwords(state: Path, topology: DnaTopology) -> dict[str, str]:
     return {user: _password(directory, user) for user in (*topology.users, ADMIN_USER)}
 
 
+def _existing_passwords(state: Path, topology: DnaTopology) -> dict[str, str] | None:
+    """Like ``passwords`` but creating nothing: None when any is missing."""
+    directory = state / "dna" / "credentials"
+    found = {}
+    for user in (*topology.users, ADMIN_USER):
+        path = directory / f"{user}.password"
+        if not path.is_file():
+            return None
+        found[user] = path.read_text(encoding="utf-8").strip()
+    return found
+
+
 def box_secrets(fleet: Fleet, state: Path, boxes: list[str]) -> dict[str, dict[str, str]]:
     """box -> {path: content} of the D-N-A secrets of each of ``boxes`` that has some."""
     topology = build_topology(fleet)
@@ -56,3 +70,34 @@ def box_secrets(fleet: Fleet, state: Path, boxes: list[str]) -> dict[str, dict[s
     known = passwords(state, topology)
     found = {box: secret_files(topology, box, known) for box in boxes}
     return {box: files for box, files in found.items() if files}
+
+
+# The digest stands in for credentials a plan made before they exist: `up` creates them, so
+# the role is due on every box that will receive them.
+NOT_CREATED = "not created yet"
+
+
+def secret_digests(fleet: Fleet, state: Path, *, create: bool) -> dict[str, dict[str, str]]:
+    """box -> {"dna": digest of the box's D-N-A secrets}, for ``plan_fleet``.
+
+    The digest is SHA-256 over the box's secret files; each password is 144 random bits, so
+    the digest (stored on the box inside the role's fingerprint) reveals nothing of them.
+    ``create``: make missing credentials (``up``), or read only (``plan``, ``status``).
+    """
+    topology = build_topology(fleet)
+    if topology is None:
+        return {}
+    known = passwords(state, topology) if create else _existing_passwords(state, topology)
+    digests: dict[str, dict[str, str]] = {}
+    for box in fleet.boxes:
+        files = secret_files(topology, box.name, known or defaultdict(str))
+        if not files:
+            continue
+        if known is None:
+            digests[box.name] = {"dna": NOT_CREATED}
+            continue
+        digest = hashlib.sha256()
+        for path, content in sorted(files.items()):
+            digest.update(f"{path}\0{content}\0".encode())
+        digests[box.name] = {"dna": digest.hexdigest()}
+    return digests

@@ -27,7 +27,7 @@ from dnabox.locations import Locations
 from dnabox.plan.ansible_inventory import render_ansible_inventory
 from dnabox.plan.catalogue import formation_roles
 from dnabox.plan.dag import WorkUnit, build_dag
-from dnabox.plan.desired import BoxPlan, box_variables, plan_fleet
+from dnabox.plan.desired import BoxPlan, box_variables
 from dnabox.plan.direct_program import ProgramAssets, build_program, direct_capable
 from dnabox.provision.agent.batch import run_batch
 from dnabox.provision.direct_run import DirectOutcome
@@ -44,6 +44,7 @@ from dnabox.provision.lease import (
     take_command,
 )
 from dnabox.provision.lock import FleetLock
+from dnabox.provision.plans import controller_plans
 from dnabox.provision.remote import (
     FINGERPRINTS,
     BoxFacts,
@@ -128,7 +129,8 @@ class Provisioner:
         self.sink = sink
         self.options = options or UpOptions()
         self.ansible_inventory = render_ansible_inventory(fleet, locations)
-        self.plans = plan_fleet(fleet, locations, self.ansible_inventory)
+        self.plans = controller_plans(fleet, locations, self.ansible_inventory,
+                                      create_secrets=True)
         # What each box had converged, as read by preflight and updated after each run.
         self._stored: dict[str, dict[str, str]] = {}
         self._decisions: dict[str, list[RoleDecision]] = {}

@@ -7,6 +7,7 @@ import json
 import stat
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -18,7 +19,13 @@ from dnabox.plan.ansible_inventory import render_ansible_inventory
 from dnabox.plan.desired import box_variables, plan_fleet
 from dnabox.plan.direct_program import ProgramAssets, build_program
 from dnabox.plan.dna import SECRETS_FILE, build_topology
-from dnabox.provision.dna_credentials import box_secrets, credentials_dir, passwords
+from dnabox.provision.dna_credentials import (
+    box_secrets,
+    credentials_dir,
+    passwords,
+    secret_digests,
+)
+from dnabox.provision.plans import controller_plans
 from dnabox.provision.remote import decide, parse_preflight, preflight_command
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -94,6 +101,40 @@ def test_no_secret_in_plans_inventory_or_program_text(state: Path) -> None:
         state_file="/var/lib/dnabox/fingerprints.json", secrets={"dna": secrets["edge-a-1"]})
     assert f"put {SECRETS_FILE} 0600 changed_dna" in program.script
     assert "step dna: secrets" in program.script
+
+
+def test_other_credentials_make_the_dna_role_due_and_only_it(tmp_path: Path) -> None:
+    """Boxes converged with one state dir's passwords, then planned from another state dir
+    (a reinstall, another checkout): the dna role must run again, or the boxes keep
+    passwords nobody holds (seen in CI: Authorization Violation on the next publish)."""
+    fleet = load_fleet(ROOT / "inventory/lab.yaml")
+    project = where()
+    first = replace(project, state=tmp_path / "one")
+    second = replace(project, state=tmp_path / "two")
+    before = controller_plans(fleet, first, create_secrets=True)
+    again = controller_plans(fleet, first)
+    after = controller_plans(fleet, second, create_secrets=True)
+    assert {b: p.fingerprints for b, p in again.items()} == {
+        b: p.fingerprints for b, p in before.items()}, "the same credentials: nothing due"
+    moved = {(box, role) for box, plan in before.items()
+             for role, fp in plan.fingerprints.items() if after[box].fingerprints[role] != fp}
+    holders = {box.name for box in fleet.boxes if box_secrets(fleet, tmp_path / "one" / "lab",
+                                                             [box.name])}
+    assert moved == {(box, "dna") for box in holders}
+    assert {"core-1", "edge-a-1", "end-a-1"} <= holders
+
+
+def test_a_plan_before_any_credentials_creates_none_and_shows_the_role_due(
+        state: Path) -> None:
+    fleet = load_fleet(ROOT / "inventory/lab.yaml")
+    unborn = secret_digests(fleet, state, create=False)
+    assert not (state / "dna").exists(), "plan and status change nothing"
+    made = secret_digests(fleet, state, create=True)
+    assert set(unborn) == set(made)
+    assert all(unborn[box] != made[box] for box in made)
+    known = passwords(state, build_topology(fleet))  # type: ignore[arg-type]
+    for digests in made.values():
+        assert not any(secret in digests["dna"] for secret in known.values())
 
 
 def test_a_pond_retention_change_touches_only_its_leaf(tmp_path: Path) -> None:
