@@ -201,6 +201,64 @@ def test_box_killed_mid_install_fails_its_site_only_and_a_rerun_repairs_it(
 
 
 @pytest.mark.fault
+def test_a_site_cut_off_mid_run_fails_alone_and_resume_completes_it(converged: Lab) -> None:
+    """A site's WAN link drops while `up` works on it (`lab partition --wan`: the controller
+    loses its boxes too). Synchronised on the run's own events and a frozen package server:
+    edge-b-1 waits for a package the test holds back, the cut comes while it waits.
+
+    The run fails edge-b only (the lost connection is noticed by SSH keepalives, not at the
+    step's timeout) and converges every other site; after heal, `--resume` completes edge-b
+    without repeating the sites that finished."""
+    victim, site = "edge-b-1", "edge-b"
+    for box in converged.fleet.boxes:
+        forget_role(converged, box.name, "cni")
+    forget_role(converged, victim, "container_runtime")
+    # `apt-get clean`: a .deb left in apt's cache would install without the server.
+    converged.run(victim, "dpkg --purge crun >/dev/null && apt-get clean")
+    inventory = str(converged.inventory)
+    lab_api.freeze(converged.fleet, [], package_server=True, paths=converged.paths)
+    cut = False
+    try:
+        running = subprocess.Popen([*DNABOX, "up", "-i", inventory, "--json"],
+                                   cwd=ROOT, stdout=subprocess.PIPE, text=True)
+        assert running.stdout is not None
+        seen: list[dict[str, Any]] = []
+        for line in running.stdout:
+            seen.append(json.loads(line))
+            event = seen[-1]
+            if (event.get("kind"), event.get("box"), event.get("message")) == (
+                    "task", victim, "packages") and not cut:
+                cutting = converged.cli("lab", "partition", "-i", inventory, "--site", site,
+                                        "--wan", "--json")
+                assert cutting.returncode == 0, cutting.stdout + cutting.stderr
+                cut = True
+        assert running.wait(timeout=600) == 1
+    finally:
+        healed = converged.cli("lab", "heal", "-i", inventory, "--site", site)
+        lab_api.freeze(converged.fleet, [], frozen=False, package_server=True,
+                       paths=converged.paths)
+    assert healed.returncode == 0, healed.stdout + healed.stderr
+    assert cut, f"{victim} never reached its package step"
+    units = unit_results(seen)
+    assert units[f"bootstrap:{site}"] == "failed", units
+    for other in ("core", "edge-a", "end-a"):
+        assert units[f"bootstrap:{other}"] == "changed", units
+    lost = [e for e in seen if e.get("kind") == "task" and e["status"] == "failed"]
+    assert {e["box"] for e in lost} == {victim}, lost
+    assert "connection lost" in lost[0]["message"], lost[0]
+    resumed = up(converged, "--resume")
+    assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
+    again = events(resumed.stdout)
+    units = unit_results(again)
+    for other in ("core", "edge-a", "end-a"):
+        assert units[f"bootstrap:{other}"] == "skipped", f"bootstrap:{other} was repeated"
+    assert {e["box"] for e in again if e.get("kind") == "task"} <= {victim}
+    converged.run(victim, "command -v crun && dpkg --audit")
+    status = converged.cli("status", "-i", inventory, "--json")
+    assert status.returncode == 0, status.stdout
+
+
+@pytest.mark.fault
 def test_concurrent_up_is_refused_and_resume_skips_finished_work(converged: Lab) -> None:
     """Synchronised on the run's own events, on a stopped process and on a frozen package
     server, never on timing.

@@ -31,6 +31,11 @@ from dnabox.inventory.model import ResolvedSsh
 # X25519 first: measured here ~0.15 s per handshake against ~0.24 s for the defaults.
 PREFERRED_KEX = ("curve25519-sha256", "curve25519-sha256@libssh.org")
 CONNECT_TIMEOUT = 10.0
+# A link that drops mid-command (a site's WAN) sends no reset: without keepalives the run
+# would wait out the command's own timeout (up to an hour for a package step). sshd answers
+# keepalives however busy the box is, so 3 unanswered at 5 s mean the box is gone.
+KEEPALIVE_INTERVAL = 5.0
+KEEPALIVE_COUNT_MAX = 3
 # Handshakes in flight per pool: beyond a few per core they only queue in sshd's accept
 # backlog and hit their own timeouts (the CPU, not the network, is the limit here).
 HANDSHAKES_AT_ONCE = 48
@@ -187,7 +192,8 @@ class BoxConnection:
                 x509_trusted_certs=None, kex_algs=[*PREFERRED_KEX, "ecdh-sha2-nistp256",
                                                    "diffie-hellman-group14-sha256"],
                 connect_timeout=CONNECT_TIMEOUT, login_timeout=CONNECT_TIMEOUT,
-                keepalive_interval=15, preferred_auth="publickey", **keys)
+                keepalive_interval=KEEPALIVE_INTERVAL,
+                keepalive_count_max=KEEPALIVE_COUNT_MAX, preferred_auth="publickey", **keys)
         except asyncssh.HostKeyNotVerifiable:
             raise self._host_key_error(known, client.refused_key) from None
         presented = conn.get_server_host_key()

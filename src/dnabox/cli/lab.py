@@ -103,20 +103,25 @@ def freeze(box: BoxesToFreeze = [],  # noqa: B006 (typer reads the default, neve
 @app.command()
 @command
 def partition(site: SiteArg, inventory: InventoryOption = DEFAULT_INVENTORY,
+              wan: Annotated[bool, typer.Option(
+                  "--wan", help="Cut the management plane too: the controller loses the "
+                                "site's boxes (its WAN link is down).")] = False,
               json_output: JsonOption = False) -> None:
     """Cut a site's links to every other site in the lab's router (not management).
 
     The site's data and control planes, and the overlays riding them, lose every other
-    site; SSH over the management plane keeps working. Idempotent. Undo with `lab heal`.
+    site; SSH over the management plane keeps working, unless --wan cuts it too.
+    Idempotent. Undo with `lab heal`.
 
     Example: sudo dnabox lab partition -i inventory/lab.yaml --site edge-a
     """
-    report = lab_partition.partition(fleet_from(inventory), site)
+    report = lab_partition.partition(fleet_from(inventory), site, wan=wan)
     if json_output:
-        print_json(report.as_json())
+        print_json(report.as_json() | {"wan": wan})
         return
+    kept = "the controller cut off too" if wan else "management untouched"
     stdout().print(f"[yellow]site {site} partitioned[/] from every other site "
-                   f"({len(report.pairs)} subnet pairs; management untouched)")
+                   f"({len(report.pairs)} subnet pairs; {kept})")
 
 
 @app.command()

@@ -3,7 +3,9 @@
 The router namespace forwards between the sites' subnets; a partition drops what it would
 forward between the site's subnets and every other site's, on every plane but the
 management plane, so dnabox still reaches every box over SSH while the site's data plane
-(and the VXLAN overlay riding it) is cut off. Rules carry a comment naming the site, so
+(and the VXLAN overlay riding it) is cut off. ``wan=True`` cuts the management plane too,
+the controller included (the host reaches the boxes through the router): the site's WAN
+link is down, as a run in progress meets it. Rules carry a comment naming the site, so
 heal removes exactly them, and both are idempotent.
 """
 
@@ -57,13 +59,25 @@ def partition_pairs(fleet: Fleet, site: str) -> list[tuple[str, str]]:
     return [(mine, theirs) for mine in subnets(True) for theirs in subnets(False)]
 
 
-def rules(fleet: Fleet, site: str) -> list[list[str]]:
+def management_subnets(fleet: Fleet, site: str) -> list[str]:
+    """The management subnets a WAN cut of ``site`` takes away from everyone."""
+    inside = cut_off(fleet, site)
+    management = fleet.management_plane().name
+    return [str(n.cidr) for s in fleet.sites if s.name in inside
+            for p, n in s.subnets.items() if p == management]
+
+
+def rules(fleet: Fleet, site: str, *, wan: bool = False) -> list[list[str]]:
     """iptables rule specifications (without -A/-D) dropping the site's traffic."""
     comment = ["-m", "comment", "--comment", tag(site), "-j", "DROP"]
     found = []
     for mine, theirs in partition_pairs(fleet, site):
         found.append(["-s", mine, "-d", theirs, *comment])
         found.append(["-s", theirs, "-d", mine, *comment])
+    if wan:
+        for mine in management_subnets(fleet, site):
+            found.append(["-s", mine, *comment])
+            found.append(["-d", mine, *comment])
     return found
 
 
@@ -80,10 +94,10 @@ def _router(fleet: Fleet) -> str:
     return router
 
 
-def partition(fleet: Fleet, site: str) -> PartitionReport:
+def partition(fleet: Fleet, site: str, *, wan: bool = False) -> PartitionReport:
     router = _router(fleet)
     changed = 0
-    for rule in rules(fleet, site):
+    for rule in rules(fleet, site, wan=wan):
         if not _iptables(router, "-C", CHAIN, *rule, check=False):
             _iptables(router, "-I", CHAIN, *rule)
             changed += 1
@@ -93,7 +107,7 @@ def partition(fleet: Fleet, site: str) -> PartitionReport:
 def heal(fleet: Fleet, site: str) -> PartitionReport:
     router = _router(fleet)
     changed = 0
-    for rule in rules(fleet, site):
+    for rule in rules(fleet, site, wan=True):  # whichever cut it was
         while _iptables(router, "-C", CHAIN, *rule, check=False):
             _iptables(router, "-D", CHAIN, *rule)
             changed += 1

@@ -36,3 +36,16 @@ def test_unknown_site_is_refused_with_the_valid_ones(repo_root: Path) -> None:
     with pytest.raises(DnaboxError, match="no site edge-z") as caught:
         partition_pairs(fleet, "edge-z")
     assert "edge-a" in caught.value.hint
+
+
+def test_a_wan_cut_takes_the_sites_management_plane_from_everyone(repo_root: Path) -> None:
+    fleet = load_fleet(repo_root / "inventory/lab.yaml")
+    plain = rules(fleet, "edge-b")
+    wan = rules(fleet, "edge-b", wan=True)
+    extra = [rule[:2] for rule in wan if rule not in plain]
+    # edge-b's management subnet, both directions, against anything (the controller too).
+    management = [str(n.cidr) for s in fleet.sites if s.name == "edge-b"
+                  for p, n in s.subnets.items() if p == fleet.management_plane().name]
+    assert management and all(cidr.startswith("10.201.") for cidr in management)
+    assert sorted(extra) == sorted([flag, cidr] for cidr in management for flag in ("-s", "-d"))
+    assert plain == wan[:len(plain)], "a WAN cut is the plain cut plus management"
