@@ -36,9 +36,12 @@ install_missing() {
   done
   if [ -n "$missing" ]; then
     # Retries: a mirror (or the lab's repository) busy with a whole fleet refuses some.
-    quiet apt-get -q -o Acquire::Retries=5 update
+    # Lock timeout: an apt that a lost run left going on the box (or unattended-upgrades)
+    # is waited for, not failed on.
+    quiet apt-get -q -o Acquire::Retries=5 -o DPkg::Lock::Timeout=300 update
     # shellcheck disable=SC2086
     quiet apt-get install -y -q --no-install-recommends -o Acquire::Retries=5 \
+      -o DPkg::Lock::Timeout=300 \
       -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold $missing
     changed "packages installed:$missing"
   fi
