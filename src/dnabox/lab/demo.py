@@ -1,8 +1,10 @@
 """`dnabox demo`: the whole toolkit on the built-in lab, from nothing to proven and back.
 
 validate the fleet -> build the lab boxes -> plan -> `dnabox up` -> prove (a packet across
-the VXLAN overlay between sites, a container started by containerd) -> re-run on the
-converged fleet -> status -> tear down (unless kept). The steps report to a ``DemoView``
+the VXLAN overlay between sites, a container started by containerd) -> the D-N-A loop (when
+the fleet declares the layer: data to the lake, a model trained at the core and served at
+the edge, through a cut link; ``lab.dna_loop``) -> re-run on the converged fleet -> status
+-> tear down (unless kept). The steps report to a ``DemoView``
 as they go (the CLI draws them); the result is one ``DemoReport``.
 """
 
@@ -17,6 +19,7 @@ from typing import Any, Protocol
 from dnabox.adapters.graphviz import render, topology_dot
 from dnabox.adapters.ssh import ConnectionPool
 from dnabox.inventory.model import Fleet
+from dnabox.lab.dna_loop import loop_plan, run_loop
 from dnabox.lab.lifecycle import down, up
 from dnabox.locations import Locations
 from dnabox.plan.desired import BoxPlan
@@ -27,7 +30,7 @@ from dnabox.provision.inspect import read_fleet
 from dnabox.provision.plans import controller_plans
 from dnabox.provision.proofs import Proof, container_run, cross_site_pairs, overlay_ping
 
-STEPS = 7
+STEPS = 8
 
 
 @dataclass(frozen=True)
@@ -67,6 +70,7 @@ class DemoReport:
     plan: list[PlanRow] = field(default_factory=list)
     runs: list[UpRun] = field(default_factory=list)
     proofs: list[Proof] = field(default_factory=list)
+    dna: list[Proof] = field(default_factory=list)
     status: list[StatusRow] = field(default_factory=list)
     seconds: float = 0.0
 
@@ -74,6 +78,7 @@ class DemoReport:
     def ok(self) -> bool:
         return (len(self.runs) == 2 and all(r.ok for r in self.runs)
                 and bool(self.proofs) and all(p.ok for p in self.proofs)
+                and all(p.ok for p in self.dna)
                 and bool(self.status) and all(s.ok for s in self.status))
 
     def as_json(self) -> dict[str, Any]:
@@ -81,6 +86,7 @@ class DemoReport:
                 "picture": str(self.picture), "kept": self.kept, "lab": self.lab,
                 "plan": [asdict(r) for r in self.plan], "runs": [asdict(r) for r in self.runs],
                 "proofs": [asdict(p) for p in self.proofs],
+                "dna": [asdict(p) for p in self.dna],
                 "status": [asdict(s) for s in self.status]}
 
 
@@ -134,11 +140,22 @@ def run_demo(fleet: Fleet, locations: Locations, view: DemoView, *, picture: Pat
         for proof in report.proofs:
             view.proof(proof)
 
-        view.step(f"6/{STEPS} re-run on the converged fleet (one SSH round trip per box)")
+        loop = loop_plan(fleet)
+        if loop is None:
+            view.step(f"6/{STEPS} the D-N-A loop: skipped (the fleet declares no dna: layer)")
+        else:
+            view.step(f"6/{STEPS} the D-N-A loop: {loop.producer} -> pond {loop.pond_site} -> "
+                      f"lake, {loop.model} trained at the core, served at "
+                      f"{', '.join(loop.serving_sites)}")
+            report.dna = run_loop(fleet, loop, view.note)
+            for proof in report.dna:
+                view.proof(proof)
+
+        view.step(f"7/{STEPS} re-run on the converged fleet (one SSH round trip per box)")
         report.runs.append(_up(fleet, locations, view))
         view.note(f"converged re-run took {report.runs[-1].seconds:.1f} s")
 
-        view.step(f"7/{STEPS} status")
+        view.step(f"8/{STEPS} status")
         report.status = [StatusRow(r.box, r.site, r.tier, r.status)
                          for r in read_fleet(fleet, plans)]
         view.status(report.status)

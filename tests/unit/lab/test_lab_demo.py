@@ -44,7 +44,7 @@ class RecordingView:
 
 
 def fake_lab(monkeypatch: pytest.MonkeyPatch, *, second_up_ok: bool = True,
-             proof_ok: bool = True, fail_plan: bool = False) -> list[str]:
+             proof_ok: bool = True, fail_plan: bool = False, loop_ok: bool = True) -> list[str]:
     calls: list[str] = []
     monkeypatch.setattr(demo, "render", lambda dot, path: calls.append("picture"))
     monkeypatch.setattr(demo, "up", lambda fleet, log: (calls.append("lab up"), SimpleNamespace(
@@ -56,7 +56,7 @@ def fake_lab(monkeypatch: pytest.MonkeyPatch, *, second_up_ok: bool = True,
             raise RuntimeError("planner broke")
         return {}
 
-    monkeypatch.setattr(demo, "plan_fleet", plan_fleet)
+    monkeypatch.setattr(demo, "controller_plans", plan_fleet)
     monkeypatch.setattr(demo, "read_fleet", lambda fleet, plans: [
         SimpleNamespace(box=b.name, site=b.site, tier="edge", status="converged", error="",
                         decisions=()) for b in fleet.boxes])
@@ -71,6 +71,12 @@ def fake_lab(monkeypatch: pytest.MonkeyPatch, *, second_up_ok: bool = True,
 
     monkeypatch.setattr(demo, "Provisioner", Provisioner)
     monkeypatch.setattr(demo, "_prove", lambda fleet: [Proof("ping", proof_ok, "1 ms")])
+
+    def run_loop(fleet: Any, plan: Any, note: Any) -> list[Proof]:
+        calls.append(f"dna loop {plan.producer}->{plan.pond_site} {plan.model}")
+        return [Proof("served v2", loop_ok, "edge-a")]
+
+    monkeypatch.setattr(demo, "run_loop", run_loop)
     return calls
 
 
@@ -82,14 +88,18 @@ def run(tmp_path: Path, keep: bool = False) -> tuple[demo.DemoReport, RecordingV
     return report, view
 
 
-def test_the_demo_runs_its_seven_steps_and_tears_the_lab_down(
+def test_the_demo_runs_its_eight_steps_and_tears_the_lab_down(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     calls = fake_lab(monkeypatch)
     report, view = run(tmp_path)
-    assert calls == ["picture", "lab up", "dnabox up", "dnabox up", "lab down"]
+    # The lab fleet's D-N-A layer: end-a-1 publishes into edge-a's pond; its model is
+    # trained at the core and served at the edge.
+    [loop] = [c for c in calls if c.startswith("dna loop")]
+    assert loop.startswith("dna loop end-a-1->edge-a ")
+    assert calls == ["picture", "lab up", "dnabox up", loop, "dnabox up", "lab down"]
     assert [s for s in view.seen if s.startswith("step")] == [
-        "step 1/7", "step 2/7", "step 3/7", "step 4/7", "step 5/7", "step 6/7", "step 7/7",
-        "step tear"]
+        "step 1/8", "step 2/8", "step 3/8", "step 4/8", "step 5/8", "step 6/8", "step 7/8",
+        "step 8/8", "step tear"]
     assert report.ok
     document = report.as_json()
     assert document["ok"] is True and document["lab"]["started"] == 4
@@ -97,7 +107,8 @@ def test_the_demo_runs_its_seven_steps_and_tears_the_lab_down(
     assert {s["state"] for s in document["status"]} == {"converged"}
 
 
-@pytest.mark.parametrize("broken", [{"second_up_ok": False}, {"proof_ok": False}])
+@pytest.mark.parametrize("broken", [{"second_up_ok": False}, {"proof_ok": False},
+                                    {"loop_ok": False}])
 def test_a_failed_run_or_proof_fails_the_demo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                               broken: dict[str, bool]) -> None:
     fake_lab(monkeypatch, **broken)
