@@ -15,6 +15,7 @@ import shutil
 import subprocess
 import sys
 import threading
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -195,4 +196,20 @@ def test_the_dna_page_shows_a_cut_site_a_growing_pond_and_the_catch_up(
             return row && row.dataset.cut === "false" && total
                 && Number(total.textContent) === lake;
         }""", arg=[pond, lake_before + 300], timeout=180_000)
+    # A model trained at the core answers at the edge: the page lists the answer, with the
+    # version that gave it, read at the edge's own inference server.
+    trained = converged.cli("dna", "train", "-i", str(converged.inventory), "--model", "speed",
+                            "--json", timeout=400)
+    assert trained.returncode == 0, trained.stdout + trained.stderr
+    version = json.loads(trained.stdout)["version"]
+    asked = converged.cli("dna", "predict", "-i", str(converged.inventory), "--site", "edge-a",
+                          "--model", "speed", "--json", timeout=120)
+    deadline = time.monotonic() + 60
+    while asked.returncode == 0 and json.loads(asked.stdout)["version"] != version:
+        assert time.monotonic() < deadline, f"edge-a never served v{version}: {asked.stdout}"
+        asked = converged.cli("dna", "predict", "-i", str(converged.inventory), "--site",
+                              "edge-a", "--model", "speed", "--json", timeout=120)
+    assert asked.returncode == 0, asked.stdout + asked.stderr
+    page.wait_for_selector(f'#predictions tr[data-site="edge-a"][data-version="{version}"]',
+                           timeout=120_000)
     screenshot(page, "view-dna.png")

@@ -151,6 +151,42 @@ print(json.dumps({"status": status, "answer": answer,
 """
 
 
+# The same, for a GET (no body).
+_GET = r"""
+import json, sys, urllib.request
+try:
+    with urllib.request.urlopen(sys.argv[1], timeout=5) as response:
+        print(json.dumps({"status": response.status, "answer": json.load(response)}))
+except (OSError, ValueError) as exc:
+    print(json.dumps({"status": 0, "answer": {"error": type(exc).__name__}}))
+"""
+
+
+def recent_predictions(fleet: Fleet, pool: ConnectionPool, limit: int = 10) -> list[dict[str, Any]]:
+    """The last answers of every inference server of the fleet, newest first (each asked on
+    its own box over SSH, so a site cut off from the core still shows its own). A server that
+    does not answer is left out."""
+    topology = build_topology(fleet)
+    if topology is None:
+        return []
+    found: list[dict[str, Any]] = []
+    for service in (s for s in topology.services if s.role == "inference"):
+        box = fleet.box(service.box)
+        command = f"python3 -c {shlex.quote(_GET)} {shlex.quote(f'http://{service.bind}/recent')}"
+        try:
+            result = pool.get(box.name, fleet.ssh_for(box)).run(command, timeout=30)
+        except DnaboxError:
+            continue
+        reply = _last_json(result.stdout)
+        if reply is None or reply.get("status") != 200:
+            continue
+        for answer in reply["answer"].get("recent", []):
+            found.append({"site": service.site, "model": service.model, "box": box.name,
+                          **answer})
+    found.sort(key=lambda a: float(a.get("at", 0)), reverse=True)
+    return found[:limit]
+
+
 def parse_input(text: str | None) -> dict[str, float]:
     """``--input``: {"features": {...}} or the features alone; errors name the field."""
     if text is None:

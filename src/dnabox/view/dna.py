@@ -1,5 +1,6 @@
 """The D-N-A page's data: the layer's status from the hub, rates between two readings,
-and, for a pond the hub cannot reach (its site is cut off), the pond read at its own box.
+for a pond the hub cannot reach (its site is cut off), the pond read at its own box, and the
+last predictions of every inference server, read at its own box.
 
 So during a partition the page shows what an operator wants to see: the cut link, and a
 pond that keeps growing at the edge while the lake waits for it.
@@ -18,6 +19,7 @@ from dnabox.errors import DnaboxError
 from dnabox.inventory.model import Fleet
 from dnabox.plan.dna import DnaTopology, build_topology
 from dnabox.provision.dna_ops import TOOL, DnaNotProvisioned, read_status
+from dnabox.provision.dna_service import recent_predictions
 
 MODEL_FIELDS = ("name", "version", "metric", "served")
 
@@ -53,6 +55,9 @@ class DnaWatch:
             status = {"ponds": [], "lake": {"samples": None, "by_site": {}}, "catalogue": {},
                       "models": [], "error": exc.message}
         self._read_cut_ponds(status)
+        with ConnectionPool() as pool:
+            # Asked at each edge, so a cut-off site's answers (from its last model) show too.
+            predictions = recent_predictions(self.fleet, pool)
         now = time.time()
         counts = counters(status)
         rates = {}
@@ -61,7 +66,7 @@ class DnaWatch:
             rates = rates_between(before, counts, now - then)
         self._previous = (now, counts)
         self.last = {"schema": "dnabox/v1", "enabled": True, "read_at": now,
-                     **status, "rates": rates,
+                     **status, "rates": rates, "predictions": predictions,
                      "models": [{k: m.get(k) for k in MODEL_FIELDS}
                                 for m in status.get("models", [])]}
         return self.last

@@ -120,3 +120,32 @@ def test_a_model_of_other_terms_is_refused() -> None:
 def test_bad_features_name_the_field(features: object, message: str) -> None:
     with pytest.raises(ValueError, match="^" + message.replace(".", r"\.")):
         check_features(features)
+
+
+def test_the_inference_server_keeps_its_last_answers_newest_first() -> None:
+    from http import HTTPStatus
+
+    from dnabox.dna.service.inference import RECENT, Loaded, Serving
+
+    serving = Serving(parse(GOOD, "x"))
+    features = {"hour": 8, "occupancy": 0.3, "flow": 2400, "rain": 0}
+    assert serving.predict({"features": features})[0] == HTTPStatus.SERVICE_UNAVAILABLE
+    assert serving.recent()["recent"] == [], "no model: nothing answered"
+    sensor = Sensor("end-a", "end-a-1", "traffic", seed=3)
+    samples = [sensor.sample(i, 1_700_000_000.0 + i) for i in range(400)]
+    fitted, _ = speed_model.train(samples)
+    serving.swap(Loaded(fitted, 1, 0.0))
+    serving.predict({"features": features})
+    serving.swap(Loaded(fitted, 2, 0.0))
+    for hour in range(RECENT + 5):
+        status, answer = serving.predict({"features": {**features, "hour": hour % 24}})
+        assert status == HTTPStatus.OK
+    assert serving.predict({"features": {"hour": 1}})[0] == HTTPStatus.BAD_REQUEST
+    recent = serving.recent()
+    assert (recent["model"], recent["site"]) == ("speed", "edge-a")
+    assert len(recent["recent"]) == RECENT, "bounded"
+    newest = recent["recent"][0]
+    assert newest["version"] == 2 and newest["prediction"] == answer["prediction"]
+    assert newest["features"]["hour"] == float((RECENT + 4) % 24)
+    assert [a["at"] for a in recent["recent"]] == sorted(
+        (a["at"] for a in recent["recent"]), reverse=True)

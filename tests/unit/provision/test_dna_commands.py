@@ -151,6 +151,23 @@ def test_predict_where_no_server_listens_says_not_provisioned(tmp_path: Path) ->
                             pool)  # type: ignore[arg-type]
 
 
+def test_recent_predictions_are_read_at_each_edge_newest_first(server: Any) -> None:
+    """edge-a's server answered twice (predict above, from its box); edge-b's does not
+    listen: its answers are left out, the page still gets edge-a's."""
+    pool = LocalPool({plan_bind("edge-a"): f"127.0.0.1:{server.server_address[1]}",
+                      plan_bind("edge-b"): "127.0.0.1:9"})
+    fleet = load_fleet(LAB)
+    for flow in (1000.0, 3000.0):
+        dna_service.predict(fleet, "edge-a", "speed", {**dna_service.DEFAULT_FEATURES,
+                                                       "flow": flow}, pool)  # type: ignore[arg-type]
+    recent = dna_service.recent_predictions(fleet, pool)  # type: ignore[arg-type]
+    assert [(a["site"], a["box"], a["version"], a["features"]["flow"]) for a in recent] == [
+        ("edge-a", "edge-a-1", 7, 3000.0), ("edge-a", "edge-a-1", 7, 1000.0)]
+    asked = {box for box, command in pool.commands if "/recent" in command}
+    assert asked == {"edge-a-1", "edge-b-1"}, "each server is asked on its own box"
+    assert dna_service.recent_predictions(fleet, pool, limit=1) == recent[:1]
+
+
 @pytest.mark.parametrize(("text", "message"), [
     ("{", "--input: not JSON"),
     ('{"features": {"hour": 1, "occupancy": 0.2, "flow": 5}}', "--input: features.rain"),

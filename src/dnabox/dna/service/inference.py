@@ -9,6 +9,8 @@ it when a version arrives; a check every few seconds covers a subscription that 
       -> {"prediction": 54.2, "label": "speed", "unit": "km/h", "model": "speed",
           "version": 3, "site": "edge-a"}
     GET /healthz -> {"model": "speed", "version": 3, "site": "edge-a", "loaded_at": ...}
+    GET /recent  -> {"model": "speed", "site": "edge-a", "recent": [{"at": ..., "version": 3,
+          "prediction": 54.2, "features": {...}}, ...]}  (the last answers, newest first)
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import logging
 import signal
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -39,6 +42,9 @@ from dnabox.dna.service.samples import LABEL, check_features
 log = logging.getLogger("dnabox.dna.inference")
 RECHECK_SECONDS = 5.0
 MAX_BODY = 64 * 1024
+# The answers `GET /recent` returns (the view's "last predictions"): features and answers
+# only, never anything about the caller.
+RECENT = 20
 
 
 @dataclass(frozen=True)
@@ -55,6 +61,7 @@ class Serving:
         self.config = config
         self._current: Loaded | None = None
         self._lock = threading.Lock()
+        self._recent: deque[dict[str, Any]] = deque(maxlen=RECENT)
 
     @property
     def current(self) -> Loaded | None:
@@ -64,6 +71,11 @@ class Serving:
     def swap(self, loaded: Loaded) -> None:
         with self._lock:
             self._current = loaded
+
+    def recent(self) -> dict[str, Any]:
+        with self._lock:
+            answers = list(reversed(self._recent))
+        return {"model": self.config.model, "site": self.config.site, "recent": answers}
 
     def health(self) -> dict[str, Any]:
         now = self.current
@@ -81,7 +93,11 @@ class Serving:
         if now is None:
             return HTTPStatus.SERVICE_UNAVAILABLE, {
                 "error": f"no version of {self.config.model} has reached {self.config.site} yet"}
-        return HTTPStatus.OK, {"prediction": round(now.model.predict(values), 3),
+        prediction = round(now.model.predict(values), 3)
+        with self._lock:
+            self._recent.append({"at": round(time.time(), 3), "version": now.version,
+                                 "prediction": prediction, "features": values})
+        return HTTPStatus.OK, {"prediction": prediction,
                                "label": LABEL, "unit": "km/h", "model": self.config.model,
                                "version": now.version, "site": self.config.site}
 
@@ -93,6 +109,8 @@ def handler_for(serving: Serving) -> type[BaseHTTPRequestHandler]:
         def do_GET(self) -> None:
             if self.path == "/healthz":
                 self._answer(HTTPStatus.OK, serving.health())
+            elif self.path == "/recent":
+                self._answer(HTTPStatus.OK, serving.recent())
             else:
                 self._answer(HTTPStatus.NOT_FOUND, {"error": f"no route {self.path}"})
 

@@ -240,6 +240,16 @@ function renderDnaData(target, data) {
         el("td", {}, m.name), el("td", {}, m.version ?? "none yet"),
         el("td", {}, m.metric === null || m.metric === undefined ? "–" : JSON.stringify(m.metric)),
         el("td", {}, Object.entries(m.served || {}).map(([site, v]) => `${site}: v${v ?? "?"}`).join(", ") || "–"))))),
+    el("h2", {}, "Last predictions"),
+    (data.predictions || []).length
+      ? el("table", { id: "predictions" },
+        el("thead", {}, el("tr", {}, ...["when", "edge site", "model", "version", "features", "prediction"].map((h) => el("th", {}, h)))),
+        el("tbody", {}, ...data.predictions.map((p) => el("tr", { "data-site": p.site, "data-version": String(p.version) },
+          el("td", {}, new Date(p.at * 1000).toLocaleTimeString()), el("td", {}, p.site), el("td", {}, p.model),
+          el("td", {}, `v${p.version}`),
+          el("td", {}, Object.entries(p.features || {}).map(([k, v]) => `${k} ${v}`).join(" · ")),
+          el("td", {}, `${p.prediction} km/h`)))))
+      : el("p", { class: "muted", id: "predictions-none" }, "no prediction answered yet"),
     el("h2", {}, "Catalogue"),
     el("pre", { id: "catalogue" }, JSON.stringify(data.catalogue || {}, null, 1)));
 }
