@@ -142,6 +142,8 @@ def up(fleet: Fleet, paths: LabPaths | None = None, log: Log = _quiet, *,
             to_start.append(box)
         if to_start:
             log(f"starting {len(to_start)} box(es)")
+            for change in network.ensure_neighbour_room(sum(len(b.nics) for b in layout.boxes)):
+                log(f"host neighbour table: {change}")
         for first in range(0, len(to_start), START_BATCH):
             batch = to_start[first:first + START_BATCH]
             if len(to_start) > START_BATCH:

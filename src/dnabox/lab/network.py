@@ -136,3 +136,34 @@ def delete_netns(name: str) -> None:
 def delete_link(name: str) -> None:
     if link_exists(name):
         run(["ip", "link", "delete", name])
+
+
+# The kernel's neighbour (ARP/NDP) table is one table for every network namespace, sized by
+# the host's gc_thresh settings (a namespace has no settings of its own). Each lab box holds
+# an entry for its gateway and the router one for the box, per NIC: with Linux's defaults
+# (thresh3 1024) the table is full at about 500 boxes, and the next box's sshd never answers
+# (seen at the 501st light box, the same box every try).
+NEIGHBOUR_SETTINGS = ("/proc/sys/net/ipv4/neigh/default", "/proc/sys/net/ipv6/neigh/default")
+
+
+def neighbour_room(nics: int) -> dict[str, int]:
+    """The gc_thresh values a lab of ``nics`` box NICs needs (twice its entries, with room)."""
+    entries = 2 * nics
+    return {"gc_thresh1": entries, "gc_thresh2": 2 * entries + 512,
+            "gc_thresh3": 4 * entries + 1024}
+
+
+def ensure_neighbour_room(nics: int, settings: Sequence[str] = NEIGHBOUR_SETTINGS) -> list[str]:
+    """Raise the host's neighbour table limits to fit the lab (never lowers them); returns
+    what it changed, as "path: old -> new"."""
+    changed = []
+    for directory in settings:
+        for name, wanted in neighbour_room(nics).items():
+            path = Path(directory) / name
+            if not path.exists():
+                continue
+            current = int(path.read_text().strip())
+            if current < wanted:
+                path.write_text(f"{wanted}\n")
+                changed.append(f"{path}: {current} -> {wanted}")
+    return changed

@@ -68,3 +68,22 @@ def test_unrelated_routes_and_the_labs_own_route_are_fine() -> None:
     routes = [{"dst": "default", "dev": "eth0"}, {"dst": "10.255.0.0/16", "dev": "eth0"},
               {"dst": "10.201.0.0/16", "dev": "dnx-lab"}]
     network.check_host_routes(net, json.dumps(routes))
+
+
+def test_the_neighbour_table_grows_with_the_lab_and_never_shrinks(tmp_path: Path) -> None:
+    from dnabox.lab.network import ensure_neighbour_room, neighbour_room
+
+    ipv4, ipv6 = tmp_path / "ipv4", tmp_path / "ipv6"
+    for directory, thresh3 in ((ipv4, 1024), (ipv6, 99_999)):
+        directory.mkdir()
+        for name, value in (("gc_thresh1", 128), ("gc_thresh2", 512), ("gc_thresh3", thresh3)):
+            (directory / name).write_text(f"{value}\n")
+    # A thousand light boxes (one NIC each): the defaults fill up at about 500.
+    changed = ensure_neighbour_room(1000, [str(ipv4), str(ipv6)])
+    wanted = neighbour_room(1000)
+    assert wanted["gc_thresh3"] >= 4 * 1000
+    for name, value in wanted.items():
+        assert int((ipv4 / name).read_text()) == value
+    assert int((ipv6 / "gc_thresh3").read_text()) == 99_999, "never lowered"
+    assert f"{ipv4 / 'gc_thresh3'}: 1024 -> {wanted['gc_thresh3']}" in changed
+    assert ensure_neighbour_room(1000, [str(ipv4), str(ipv6)]) == [], "idempotent"
