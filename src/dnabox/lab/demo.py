@@ -156,8 +156,9 @@ def run_demo(fleet: Fleet, locations: Locations, view: DemoView, *, picture: Pat
         view.note(f"converged re-run took {report.runs[-1].seconds:.1f} s")
 
         view.step(f"8/{STEPS} status")
+        # Planned again: `up` made the fleet's D-N-A secrets, whose digest is in the plans.
         report.status = [StatusRow(r.box, r.site, r.tier, r.status)
-                         for r in read_fleet(fleet, plans)]
+                         for r in read_fleet(fleet, controller_plans(fleet, locations))]
         view.status(report.status)
     finally:
         if keep:

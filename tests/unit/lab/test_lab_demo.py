@@ -54,6 +54,7 @@ def fake_lab(monkeypatch: pytest.MonkeyPatch, *, second_up_ok: bool = True,
     def plan_fleet(fleet: Any, locations: Any) -> dict[str, Any]:
         if fail_plan:
             raise RuntimeError("planner broke")
+        calls.append("plan")
         return {}
 
     monkeypatch.setattr(demo, "controller_plans", plan_fleet)
@@ -96,7 +97,10 @@ def test_the_demo_runs_its_eight_steps_and_tears_the_lab_down(
     # trained at the core and served at the edge.
     [loop] = [c for c in calls if c.startswith("dna loop")]
     assert loop.startswith("dna loop end-a-1->edge-a ")
-    assert calls == ["picture", "lab up", "dnabox up", loop, "dnabox up", "lab down"]
+    # Status is read on plans made after `up`: the first made the fleet's D-N-A secrets,
+    # whose digest the plans hold (plans from before it read every box as pending).
+    assert calls == ["picture", "lab up", "plan", "dnabox up", loop, "dnabox up", "plan",
+                     "lab down"]
     assert [s for s in view.seen if s.startswith("step")] == [
         "step 1/8", "step 2/8", "step 3/8", "step 4/8", "step 5/8", "step 6/8", "step 7/8",
         "step 8/8", "step tear"]
