@@ -17,8 +17,8 @@ from dnabox.inventory.model import Fleet
 from dnabox.locations import Locations
 from dnabox.plan.ansible_inventory import render_ansible_inventory
 from dnabox.plan.artifacts import check_artifacts
-from dnabox.plan.selection import Selection, select
 from dnabox.plan.desired import plan_fleet
+from dnabox.plan.selection import Selection, select
 from dnabox.provision.dna_credentials import box_secrets
 from dnabox.provision.generated_files import generated_extravars
 
