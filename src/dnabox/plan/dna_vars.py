@@ -68,6 +68,7 @@ def _status(topology: DnaTopology, fleet: Fleet) -> dict[str, Any]:
         "catalogue_keys": [f"{p.dataset}.{p.site}" for p in topology.ponds],
         "schema_versions": {d.name: d.schema_version for d in fleet.dna.datasets},
         "models_meta": topology.models_meta_bucket,
+        "models_bucket": topology.models_bucket,
         "models": [{"name": m.name, "serve_at": list(m.serve_at)} for m in fleet.dna.models],
     }
 
