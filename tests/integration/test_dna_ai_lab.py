@@ -250,6 +250,29 @@ def test_a_config_change_restarts_only_its_container(ai: Lab, tmp_path: Path) ->
                               "/etc/dnabox/dna/services/trainer-speed.json").stdout.strip() == "1"
 
 
+def test_rotated_credentials_restart_the_services_on_them(ai: Lab) -> None:
+    """The services read their passwords when they start: rotating the credentials (removing
+    them, then `dnabox up`) restarts each service container, which trains and serves on the
+    new ones."""
+    import shutil
+
+    from dnabox.locations import Locations
+
+    credentials = Locations.discover(ai.inventory.parent).fleet_state(
+        ai.fleet.name) / "dna" / "credentials"
+    assert credentials.is_dir()
+    shutil.rmtree(credentials)
+    changes = [(e["box"], e["message"]) for e in tasks(up(ai))
+               if e["data"].get("status") == "changed"]
+    for box, container in (TRAINER, *SERVERS.values()):
+        assert any(b == box and container in m and "restarted" in m for b, m in changes), \
+            (box, changes)
+    report = train(ai)
+    for site in SERVERS:
+        wait_served(ai, site, report["version"], report["trained_at"])
+        assert predict(ai, site)["version"] == report["version"]
+
+
 def test_a_converged_fleet_runs_no_task(ai: Lab) -> None:
     started = time.monotonic()
     again = up(ai)

@@ -94,7 +94,8 @@ def dna_host_vars(fleet: Fleet, box: Box) -> dict[str, Any]:
         # The dna_services role: the containers it keeps running (their files are generated:
         # dnabox.plan.dna_container.box_files).
         "dna_services_daemons": [{"name": s.name, "container": container_id(s),
-                                  "config": config_file(s), "start": start_file(s)}
+                                  "config": config_file(s), "password": s.password_file,
+                                  "start": start_file(s)}
                                  for s in daemons],
         "dna_server": _server(server) if server is not None else {
             "role": "client", "client_url": client_server.client_url},

@@ -162,6 +162,12 @@ def test_the_apply_script_restarts_only_what_changed(tmp_path: Path) -> None:
     code = tmp_path / "var" / "dna" / "image" / "opt" / "python" / "dnabox" / "__init__.py"
     code.write_text(code.read_text() + "# changed\n")
     assert "restarted" in run(script, tmp_path).stdout
+    # Its password changes (the dna role's --reload runs this script): restarted.
+    password = tmp_path / "etc" / "dna" / "dna-core.password"
+    password.write_text("rotated\n")
+    assert "restarted" in run(script, tmp_path, "--reload").stdout
+    assert run(script, tmp_path).stdout.strip() == "converged: nothing to change"
+    assert oct((tmp_path / "var" / "dna" / "services").stat().st_mode & 0o777) == "0o700"
     # The container dies: started again.
     (tmp_path / "tasks").write_text("")
     assert run(script, tmp_path, "--probe").returncode == 1
