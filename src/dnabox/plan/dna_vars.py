@@ -1,4 +1,5 @@
-"""The inventory variables of the ``dna`` role on one box, from the D-N-A topology.
+"""The inventory variables of the ``dna`` and ``dna_services`` roles on one box, from the
+D-N-A topology.
 
 The role's templates (templates/dna/) read only these, so a change to one pond's retention
 changes the variables, the rendered streams file and so the fingerprint of the one box
