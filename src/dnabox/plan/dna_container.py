@@ -31,10 +31,13 @@ IMAGE_DIR = "/var/lib/dnabox/dna/image"
 PYTHON_DIR = "opt/python"
 LOG_DIR = "/var/log/dnabox/dna"
 SECRETS_DIR = "/etc/dnabox/dna"
+CONTAINER_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 # Bookworm's merged /usr: these are symlinks into /usr on the box and in the container.
 USR_LINKS = ("bin", "sbin", "lib", "lib64")
-MOUNT_POINTS = ("usr", "proc", "sys", "dev", "tmp", "run", SECRETS_DIR.lstrip("/"),
-                STATE_DIR.lstrip("/"))
+# Debian's alternatives (numpy's libblas.so.3 is one) are links through /etc/alternatives.
+ALTERNATIVES = "/etc/alternatives"
+MOUNT_POINTS = ("usr", "proc", "sys", "dev", "tmp", "run", ALTERNATIVES.lstrip("/"),
+                SECRETS_DIR.lstrip("/"), STATE_DIR.lstrip("/"))
 
 
 def _package_files(package: str) -> dict[str, bytes]:
@@ -93,8 +96,12 @@ def ctr_run_argv(service: Service, *extra: str, detach: bool = True) -> list[str
             "--cpus", f"{cpus(spec.resources.cpu_limit):g}",
             "--memory-limit", str(memory_bytes(spec.resources.memory_limit)),
             "--mount", "type=bind,src=/usr,dst=/usr,options=rbind:ro",
+            "--mount", f"type=bind,src={ALTERNATIVES},dst={ALTERNATIVES},options=rbind:ro",
             "--mount", f"type=bind,src={SECRETS_DIR},dst={SECRETS_DIR},options=rbind:ro",
             "--mount", f"type=bind,src={STATE_DIR},dst={STATE_DIR},options=rbind:rw",
+            # A --rootfs container has no image config: no PATH unless given (runc then
+            # finds no python3, seen on the lab).
+            "--env", f"PATH={CONTAINER_PATH}",
             "--env", f"PYTHONPATH=/{PYTHON_DIR}", "--env", "PYTHONDONTWRITEBYTECODE=1"]
     if detach:
         argv += ["--detach", "--log-uri", f"file://{LOG_DIR}/{service.name}.log"]
@@ -128,9 +135,22 @@ def start_file_content(service: Service) -> str:
     """The start script as the box receives it: the root laid out, then ``start_script``.
     The role's apply script runs it when the container is not running, or runs something
     else (its code, config or this script changed: their digest is the container's stamp)."""
+    name = container_id(service)
+    log = shlex.quote(f"{LOG_DIR}/{service.name}.log")
+    # A service that stops at once (a bad config, a missing library) fails the role here,
+    # with its log, rather than at the next liveness probe.
+    settle = (
+        "for _ in 1 2 3 4 5 6 7 8 9 10; do\n"
+        f"  if [ \"$(ctr task ls 2>/dev/null | awk '$1 == \"{name}\" {{print $3}}')\" "
+        "!= RUNNING ]; then\n"
+        f"    echo \"{service.name} stopped after it started:\" >&2; tail -n 20 {log} >&2\n"
+        "    exit 1\n"
+        "  fi\n"
+        "  sleep 0.2\n"
+        "done\n")
     return ("#!/bin/sh\n"
             f"# Managed by dnabox (role dna_services): the container of {service.name}.\n"
-            + rootfs_script() + start_script(service))
+            + rootfs_script() + start_script(service) + settle)
 
 
 def box_files(topology: DnaTopology, box: str) -> dict[str, tuple[str, str]]:
