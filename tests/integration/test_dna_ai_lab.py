@@ -32,8 +32,9 @@ SERVERS = {"edge-a": ("edge-a-1", "dnabox-inference-speed-edge-a"),
 CUT = "edge-a"
 # Below the model's retrain.every_samples (500): only `dnabox dna train` makes versions here.
 BATCH = 400
-# A new version reaches every serving edge within this (measured: see FIGURES, docs/DNA.md).
-SERVED_BOUND_S = 30.0
+# A new version reaches every serving edge within this: an edge's inference server wakes on
+# the meta key's push and re-checks every 5 s (measured: ~0.02 s; FIGURES, docs/DNA.md).
+SERVED_BOUND_S = 10.0
 FIGURES: dict[str, float] = {}
 
 
@@ -87,10 +88,11 @@ def publish(lab: Lab, count: int) -> None:
 
 
 def train(lab: Lab) -> dict[str, Any]:
-    started = time.monotonic()
+    """`dnabox dna train`; its report, with ``asked_at`` (host clock) added."""
+    asked_at, started = time.time(), time.monotonic()
     report = cli_json(lab, "train", "--model", MODEL, timeout=400)
-    FIGURES["train_cli_s"] = time.monotonic() - started
-    return report
+    FIGURES["train_cli_s"] = max(FIGURES.get("train_cli_s", 0.0), time.monotonic() - started)
+    return {**report, "asked_at": asked_at}
 
 
 def predict(lab: Lab, site: str) -> dict[str, Any]:
@@ -185,6 +187,9 @@ def test_more_samples_retrain_a_newer_version_every_edge_serves_within_the_bound
             for site in SERVERS}
     for site, lag in lags.items():
         FIGURES[f"train_to_served_s_{site}"] = lag
+        # From typing the command (SSH, the trainer's fit, the registry, the edge's copy).
+        FIGURES[f"command_to_served_s_{site}"] = float(health(ai, site)["loaded_at"]) - \
+            report["asked_at"]
         assert lag < SERVED_BOUND_S, f"{site} took {lag:.1f} s to serve v{report['version']}"
         assert predict(ai, site)["version"] == report["version"]
     model = model_status(ai)
