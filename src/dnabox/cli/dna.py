@@ -53,7 +53,8 @@ def status(inventory: InventoryOption = DEFAULT_INVENTORY,
         served = ", ".join(f"{s}: v{v}" if v is not None else f"{s}: -"
                            for s, v in m.served.items())
         version = f"v{m.version}" if m.version is not None else "not trained"
-        out.print(f"model {m.name}: {version}, metric {m.metric}; served {served}")
+        kept = f" ({len(m.versions)} in the registry)" if m.versions else ""
+        out.print(f"model {m.name}: {version}{kept}, metric {m.metric}; served {served}")
 
 
 @app.command()

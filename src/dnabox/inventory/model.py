@@ -418,7 +418,8 @@ class Artifacts(Strict):
 
 
 BootstrapRole = Literal[
-    "base", "container_runtime", "kata", "apptainer", "ovs", "cni", "dna", "kubernetes"
+    "base", "container_runtime", "kata", "apptainer", "ovs", "cni", "dna", "dna_services",
+    "kubernetes"
 ]
 
 

@@ -44,6 +44,31 @@ def in_the_dna_layer(fleet: Fleet, box: Box) -> bool:
     return fleet.dna is not None and in_dna_layer(fleet, box)
 
 
+def runs_dna_services(fleet: Fleet, box: Box) -> bool:
+    from dnabox.plan.dna_vars import runs_services
+    return fleet.dna is not None and runs_services(fleet, box)
+
+
+@dataclass(frozen=True)
+class GeneratedFile:
+    """A file a role ships that is no template: made in Python from the plan (program code,
+    JSON). The planner fingerprints it like a rendered one; Ansible copies it."""
+
+    dest: str
+    mode: str
+    content: str
+
+
+def dna_service_files(fleet: Fleet, box: Box) -> tuple[GeneratedFile, ...]:
+    from dnabox.plan.dna import build_topology
+    from dnabox.plan.dna_container import box_files
+    topology = build_topology(fleet)
+    if topology is None:
+        return ()
+    return tuple(GeneratedFile(dest, mode, content)
+                 for dest, (mode, content) in box_files(topology, box.name).items())
+
+
 @dataclass(frozen=True)
 class RoleSpec:
     """One bootstrap role. Its place in ``CATALOGUE`` is its order on a box."""
@@ -70,6 +95,9 @@ class RoleSpec:
     artifacts_by_distribution: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     # ... or because of what the box is (its containerd, its GPUs).
     artifacts_by_box: Callable[[Fleet, Box], tuple[str, ...]] | None = None
+    # Files the role ships besides its templates (templates/files.yml), made in Python per
+    # box; fingerprinted, diffed and shipped like the rendered ones (both paths).
+    generated: Callable[[Fleet, Box], tuple[GeneratedFile, ...]] | None = None
 
     def artifacts_for(self, fleet: Fleet, box: Box) -> tuple[str, ...]:
         extra = self.artifacts_by_box(fleet, box) if self.artifacts_by_box else ()
@@ -133,6 +161,16 @@ CATALOGUE: tuple[RoleSpec, ...] = (
         apply_script="/usr/local/sbin/dnabox-dna-apply", direct=True,
         health_check="/usr/local/sbin/dnabox-dna-apply --probe",
         liveness="/usr/local/sbin/dnabox-dna-apply --probe",
+    ),
+    # The reference X+AI services of the box (trainer at the core, inference at serving
+    # edges, the collector's code and config on end devices) as containerd containers:
+    # after containerd and the dna role (the services' passwords, the NATS servers).
+    RoleSpec(
+        "dna_services", applies=runs_dna_services, packages=("python3", "python3-numpy"),
+        apply_script="/usr/local/sbin/dnabox-dna-services-apply", direct=True,
+        health_check="/usr/local/sbin/dnabox-dna-services-apply --probe",
+        liveness="/usr/local/sbin/dnabox-dna-services-apply --probe",
+        generated=dna_service_files,
     ),
     RoleSpec(
         "kubernetes", applies=in_a_cluster, formation=True,

@@ -24,6 +24,7 @@ import yaml
 from dnabox.inventory.model import Box, Fleet
 from dnabox.locations import Locations
 from dnabox.plan.ansible_inventory import render_ansible_inventory
+from dnabox.plan.catalogue import role_spec
 from dnabox.plan.managed_files import read_table
 from dnabox.plan.roles import roles_for
 
@@ -42,6 +43,9 @@ class RenderedFile:
     dest: str
     mode: str
     content: str
+    # Made in Python (the role's RoleSpec.generated), not rendered from templates/: Ansible
+    # copies it instead of rendering it.
+    generated: bool = False
 
     @property
     def sha256(self) -> str:
@@ -199,6 +203,10 @@ def _plan_box(fleet: Fleet, box: Box, inventory: dict[str, Any], managed: list[M
         for entry in (m for m in managed if m.role == role):
             content = env.get_template(entry.src).render(context)
             files.append(RenderedFile(role, entry.dest, entry.mode, content))
+        generate = role_spec(role).generated
+        if generate is not None:
+            files += [RenderedFile(role, g.dest, g.mode, g.content, generated=True)
+                      for g in generate(fleet, box)]
         mentioned = _mentioned(variables, assets.words)
         digest = hashlib.sha256()
         digest.update(content_hash.encode())

@@ -11,27 +11,33 @@ arguments from an image (``images/dna-service/Containerfile``); both read
 from __future__ import annotations
 
 import shlex
+from functools import cache
 from importlib import resources
 from importlib.util import find_spec
 from pathlib import Path
 
-from dnabox.plan.dna import Service
+from dnabox.plan.dna import DnaTopology, Service
 from dnabox.plan.dna_services import (
+    CONFIG_DIR,
     SERVICES,
     STATE_DIR,
     config_file,
     cpus,
     memory_bytes,
+    render_config,
 )
 
 IMAGE_DIR = "/var/lib/dnabox/dna/image"
 PYTHON_DIR = "opt/python"
 LOG_DIR = "/var/log/dnabox/dna"
 SECRETS_DIR = "/etc/dnabox/dna"
+CONTAINER_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 # Bookworm's merged /usr: these are symlinks into /usr on the box and in the container.
 USR_LINKS = ("bin", "sbin", "lib", "lib64")
-MOUNT_POINTS = ("usr", "proc", "sys", "dev", "tmp", "run", SECRETS_DIR.lstrip("/"),
-                STATE_DIR.lstrip("/"))
+# Debian's alternatives (numpy's libblas.so.3 is one) are links through /etc/alternatives.
+ALTERNATIVES = "/etc/alternatives"
+MOUNT_POINTS = ("usr", "proc", "sys", "dev", "tmp", "run", ALTERNATIVES.lstrip("/"),
+                SECRETS_DIR.lstrip("/"), STATE_DIR.lstrip("/"))
 
 
 def _package_files(package: str) -> dict[str, bytes]:
@@ -53,12 +59,18 @@ def image_files() -> dict[str, bytes]:
     Only ``dnabox/__init__.py``, ``dnabox/dna`` and ``nats`` are shipped: the service
     imports nothing else of dnabox (pydantic and paramiko are not on the box).
     """
+    return dict(_image_files())
+
+
+@cache
+def _image_files() -> tuple[tuple[str, bytes], ...]:
+    # Read once per process: the planner asks for every box of the layer.
     files = {f"{PYTHON_DIR}/{path}": data for path, data in _package_files("nats").items()}
     dnabox_root = resources.files("dnabox")
     files[f"{PYTHON_DIR}/dnabox/__init__.py"] = dnabox_root.joinpath("__init__.py").read_bytes()
     for path, data in _package_files("dnabox.dna").items():
         files[f"{PYTHON_DIR}/dnabox/{path}"] = data
-    return files
+    return tuple(sorted(files.items()))
 
 
 def rootfs_script() -> str:
@@ -84,8 +96,12 @@ def ctr_run_argv(service: Service, *extra: str, detach: bool = True) -> list[str
             "--cpus", f"{cpus(spec.resources.cpu_limit):g}",
             "--memory-limit", str(memory_bytes(spec.resources.memory_limit)),
             "--mount", "type=bind,src=/usr,dst=/usr,options=rbind:ro",
+            "--mount", f"type=bind,src={ALTERNATIVES},dst={ALTERNATIVES},options=rbind:ro",
             "--mount", f"type=bind,src={SECRETS_DIR},dst={SECRETS_DIR},options=rbind:ro",
             "--mount", f"type=bind,src={STATE_DIR},dst={STATE_DIR},options=rbind:rw",
+            # A --rootfs container has no image config: no PATH unless given (runc then
+            # finds no python3, seen on the lab).
+            "--env", f"PATH={CONTAINER_PATH}",
             "--env", f"PYTHONPATH=/{PYTHON_DIR}", "--env", "PYTHONDONTWRITEBYTECODE=1"]
     if detach:
         argv += ["--detach", "--log-uri", f"file://{LOG_DIR}/{service.name}.log"]
@@ -108,6 +124,49 @@ def start_script(service: Service) -> str:
         f"  {shlex.join(ctr_run_argv(service))}\n"
         "fi\n"
     )
+
+
+def start_file(service: Service) -> str:
+    """Where the box keeps a long-running service's start script (``dna_services`` role)."""
+    return f"{CONFIG_DIR}/{service.name}.start"
+
+
+def start_file_content(service: Service) -> str:
+    """The start script as the box receives it: the root laid out, then ``start_script``.
+    The role's apply script runs it when the container is not running, or runs something
+    else (its code, config or this script changed: their digest is the container's stamp)."""
+    name = container_id(service)
+    log = shlex.quote(f"{LOG_DIR}/{service.name}.log")
+    # A service that stops at once (a bad config, a missing library) fails the role here,
+    # with its log, rather than at the next liveness probe.
+    settle = (
+        "for _ in 1 2 3 4 5 6 7 8 9 10; do\n"
+        f"  if [ \"$(ctr task ls 2>/dev/null | awk '$1 == \"{name}\" {{print $3}}')\" "
+        "!= RUNNING ]; then\n"
+        f"    echo \"{service.name} stopped after it started:\" >&2; tail -n 20 {log} >&2\n"
+        "    exit 1\n"
+        "  fi\n"
+        "  sleep 0.2\n"
+        "done\n")
+    return ("#!/bin/sh\n"
+            f"# Managed by dnabox (role dna_services): the container of {service.name}.\n"
+            + rootfs_script() + start_script(service) + settle)
+
+
+def box_files(topology: DnaTopology, box: str) -> dict[str, tuple[str, str]]:
+    """dest -> (mode, content): what the ``dna_services`` role ships to ``box``, none of it
+    a template: the image's code (the same on every box), each service's JSON config and
+    each long-running service's start script."""
+    services = [s for s in topology.services if s.box == box]
+    if not services:
+        return {}
+    files = {f"{IMAGE_DIR}/{path}": ("0644", data.decode())
+             for path, data in _image_files()}
+    for service in services:
+        files[config_file(service)] = ("0644", render_config(topology, service).to_json())
+        if SERVICES[service.role].long_running:
+            files[start_file(service)] = ("0755", start_file_content(service))
+    return files
 
 
 def stop_script(service: Service) -> str:

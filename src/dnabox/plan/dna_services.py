@@ -56,9 +56,12 @@ class ServiceSpec:
 
 
 SERVICES: dict[ServiceRole, ServiceSpec] = {
+    # Run to completion (``--count N``), not a daemon: its sample ids <box>:<seq> share the
+    # box's sequence with ``dnabox dna publish``, so the box form ships its code and config
+    # and starts no container (the Kubernetes form runs none either).
     "collector": ServiceSpec(
         "collector", "dnabox.dna.service.collector", (),
-        Resources("50m", "64Mi", "500m", "128Mi"), "end"),
+        Resources("50m", "64Mi", "500m", "128Mi"), "end", long_running=False),
     # The trainer keeps the lake's samples in memory while it follows the lake.
     "trainer": ServiceSpec(
         "trainer", "dnabox.dna.service.trainer", (),

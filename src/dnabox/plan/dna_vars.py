@@ -1,4 +1,5 @@
-"""The inventory variables of the ``dna`` role on one box, from the D-N-A topology.
+"""The inventory variables of the ``dna`` and ``dna_services`` roles on one box, from the
+D-N-A topology.
 
 The role's templates (templates/dna/) read only these, so a change to one pond's retention
 changes the variables, the rendered streams file and so the fingerprint of the one box
@@ -22,12 +23,21 @@ from dnabox.plan.dna import (
     User,
     build_topology,
 )
+from dnabox.plan.dna_container import container_id, start_file
+from dnabox.plan.dna_services import SERVICES, config_file
 
 
 def in_dna_layer(fleet: Fleet, box: Box) -> bool:
     """Whether ``box`` runs a NATS server or a D-N-A client (the ``dna`` role applies)."""
     topology = build_topology(fleet)
     return topology is not None and box.name in topology.clients
+
+
+def runs_services(fleet: Fleet, box: Box) -> bool:
+    """Whether the topology puts a reference service on ``box`` (the ``dna_services``
+    role applies)."""
+    topology = build_topology(fleet)
+    return topology is not None and any(s.box == box.name for s in topology.services)
 
 
 def _user(user: User) -> dict[str, Any]:
@@ -59,6 +69,7 @@ def _status(topology: DnaTopology, fleet: Fleet) -> dict[str, Any]:
         "catalogue_keys": [f"{p.dataset}.{p.site}" for p in topology.ponds],
         "schema_versions": {d.name: d.schema_version for d in fleet.dna.datasets},
         "models_meta": topology.models_meta_bucket,
+        "models_bucket": topology.models_bucket,
         "models": [{"name": m.name, "serve_at": list(m.serve_at)} for m in fleet.dna.models],
     }
 
@@ -78,7 +89,15 @@ def dna_host_vars(fleet: Fleet, box: Box) -> dict[str, Any]:
     assert client_server is not None
     own_user = next((s.user for s in topology.services if s.box == box.name), "dnabox")
     first_hub = bool(topology.hub) and topology.hub[0].box == box.name
+    daemons = [s for s in topology.services
+               if s.box == box.name and SERVICES[s.role].long_running]
     return {
+        # The dna_services role: the containers it keeps running (their files are generated:
+        # dnabox.plan.dna_container.box_files).
+        "dna_services_daemons": [{"name": s.name, "container": container_id(s),
+                                  "config": config_file(s), "password": s.password_file,
+                                  "start": start_file(s)}
+                                 for s in daemons],
         "dna_server": _server(server) if server is not None else {
             "role": "client", "client_url": client_server.client_url},
         "dna_streams": [s.api_config() for s in server.streams] if server is not None else [],

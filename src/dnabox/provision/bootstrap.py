@@ -17,8 +17,10 @@ from dnabox.inventory.model import Fleet
 from dnabox.locations import Locations
 from dnabox.plan.ansible_inventory import render_ansible_inventory
 from dnabox.plan.artifacts import check_artifacts
+from dnabox.plan.desired import plan_fleet
 from dnabox.plan.selection import Selection, select
 from dnabox.provision.dna_credentials import box_secrets
+from dnabox.provision.generated_files import generated_extravars
 
 
 @dataclass(frozen=True)
@@ -65,10 +67,13 @@ def bootstrap(fleet: Fleet, locations: Locations, chosen_by: Selection | None = 
     started = time.monotonic()
     # The D-N-A secrets travel as an extra variable (run_playbook removes it afterwards).
     secrets = box_secrets(fleet, locations.ensure_fleet_state(fleet.name), chosen)
+    # Files the planner makes in Python (no templates): copied from the run's directory.
+    generated = generated_extravars(plan_fleet(fleet, locations, rendered), chosen, roles,
+                                    run_dir / "generated")
     result = run_playbook(locations.site_playbook, rendered, private_data_dir=run_dir,
                           limit=chosen, tags=list(roles) if roles else None, forks=forks,
                           roles_path=locations.roles, on_event=on_event,
-                          extravars={"dna_secret_files": secrets})
+                          extravars={"dna_secret_files": secrets, **generated})
     rows = []
     for name in chosen:
         stats = result.hosts.get(name)

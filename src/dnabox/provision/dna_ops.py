@@ -44,6 +44,8 @@ class ModelStatus:
     version: int | None
     metric: Any
     served: dict[str, int | None]
+    # Every version the hub's registry holds, oldest first.
+    versions: list[int] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -119,7 +121,8 @@ def summarise(raw: dict[str, Any]) -> DnaStatus:
     for model in raw.get("models", []):
         meta = model.get("meta") or {}
         models.append(ModelStatus(model["name"], meta.get("version"), meta.get("metric"),
-                                  dict(model.get("served") or {})))
+                                  dict(model.get("served") or {}),
+                                  [int(v) for v in model.get("versions") or []]))
     return DnaStatus(ponds, sum(by_dataset.values()), by_site, by_dataset,
                      dict(raw.get("catalogue") or {}), models, raw)
 

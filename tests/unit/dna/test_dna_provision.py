@@ -184,7 +184,7 @@ def test_status_summary_counts_the_lake_per_site_and_the_lag_per_pond() -> None:
                                 "dna.traffic.edge-b.edge-b-1": 50}}],
         "catalogue": {"traffic.edge-a": {"samples": 100}},
         "models": [{"name": "speed", "meta": {"version": 2, "metric": {"mae": 3.1}},
-                    "served": {"edge-a": 2, "edge-b": None}}],
+                    "versions": [1, 2], "served": {"edge-a": 2, "edge-b": None}}],
     }
     report = summarise(raw).as_json()
     assert report["lake"] == {"samples": 150, "by_site": {"edge-a": 100, "edge-b": 50},
@@ -193,4 +193,5 @@ def test_status_summary_counts_the_lake_per_site_and_the_lag_per_pond() -> None:
     assert (a["site"], a["samples"], a["lag"]) == ("edge-a", 120, 20)
     assert (b["site"], b["samples"], b["lag"]) == ("edge-b", None, None)
     assert report["models"] == [{"name": "speed", "version": 2, "metric": {"mae": 3.1},
-                                 "served": {"edge-a": 2, "edge-b": None}}]
+                                 "served": {"edge-a": 2, "edge-b": None},
+                                 "versions": [1, 2]}]

@@ -91,9 +91,13 @@ def test_preflight_round_trip_and_decisions(repo_root: Path, tmp_path: Path) -> 
     command = preflight_command(plan)
     assert "/etc/dnabox/tunnels" in command and "fingerprints.json" in command
     ovs_file = plan.role("ovs").files[0]
+    # The roles' generated files (the dna services' code and configs) come from the
+    # catalogue, not from the fake project's templates: they are on the box too.
+    generated = "".join(f"{f.sha256}  {f.dest}\n" for f in plan.files if f.generated)
+    assert generated
     output = (
         json.dumps({"fingerprints": plan.fingerprints}) + "\n@@dnabox-section@@\n"
-        f"{ovs_file.sha256}  /etc/dnabox/tunnels\n@@dnabox-section@@\n"
+        f"{ovs_file.sha256}  /etc/dnabox/tunnels\n{generated}@@dnabox-section@@\n"
         "core-1\n6.1.0\nx86_64\n2\n1024\ndebian\n"
     )
     state = parse_preflight(output, "core-1")

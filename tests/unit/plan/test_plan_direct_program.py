@@ -39,6 +39,8 @@ COVERED = {
     "Base | Install baseline packages": "one apt transaction for every role",
     "Base | Create directories of managed files": "put: mkdir -p",
     "Base | Render managed files": "put: each rendered file",
+    "Base | Create directories of generated files": "put: mkdir -p",
+    "Base | Copy generated files": "put: each generated file",
     "Base | Apply state directories, kernel modules, swap and time sync": "dnabox-base-apply",
     "Container runtime | Install containerd, runc and crun": "one apt transaction",
     "Container runtime | Artifacts": "artifacts (containerd-static, toolkit): never direct",
@@ -63,12 +65,16 @@ COVERED = {
     "Dna | Managed files": "put: each rendered file (base's files tasks)",
     "Dna | Write the secrets": "put: each secret file (0600), from the fleet state dir",
     "Dna | Run nats-server and apply the streams": "dnabox-dna-apply",
+    "Dna services | Install python3 and numpy": "one apt transaction",
+    "Dna services | Managed files": "put: each rendered and generated file (base's files tasks)",
+    "Dna services | Run the service containers": "dnabox-dna-services-apply",
 }
 # Handlers: the program runs the apply script's --reload when the role's files changed.
 HANDLER_COMMANDS = {"base": "dnabox-base-apply --reload",
                     "container_runtime": "dnabox-containerd-apply --reload",
                     "ovs": "dnabox-ovs-apply --reload",
-                    "dna": "dnabox-dna-apply --reload"}
+                    "dna": "dnabox-dna-apply --reload",
+                    "dna_services": "dnabox-dna-services-apply --reload"}
 
 
 def tasks_of(path: Path) -> list[dict[str, Any]]:
@@ -142,12 +148,14 @@ def decoded_files(script: str) -> dict[str, str]:
 
 
 def test_program_installs_packages_files_then_applies_in_role_order() -> None:
-    plan, script = lab_program(["cni", "dna", "ovs", "base", "container_runtime"])
+    plan, script = lab_program(["cni", "dna_services", "dna", "ovs", "base",
+                                "container_runtime"])
     steps = re.findall(r"^step (.+)$", script, re.M)
     assert steps == [
         f"base: {POLICY_RC}", "packages", "base: files", "container_runtime: files",
-        "ovs: files", "cni: files", "dna: files", "base: apply", "container_runtime: apply",
-        "ovs: apply", "dna: apply", "fingerprints"]
+        "ovs: files", "cni: files", "dna: files", "dna_services: files", "base: apply",
+        "container_runtime: apply", "ovs: apply", "dna: apply", "dna_services: apply",
+        "fingerprints"]
     # One call of the program's install_missing (templates/apply/direct-program.sh).
     wanted = re.search(r"^install_missing (.+)$", script, re.M)
     assert wanted is not None
