@@ -80,7 +80,9 @@ def publish(
         return
     stdout().print(f"{report.box}: {report.published} {report.dataset} samples "
                    f"({report.box}:{report.first_seq}..{report.last_seq}) in "
-                   f"{report.seconds:.2f} s, {report.rate:.0f}/s")
+                   f"{report.seconds:.2f} s, {report.rate:.0f}/s"
+                   + (f"; {report.duplicates} the pond already held (ids sent before)"
+                      if report.duplicates else ""))
 
 
 ModelOption = Annotated[str, typer.Option("--model", help="The model (dna.models[].name).")]

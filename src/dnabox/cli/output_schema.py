@@ -201,7 +201,7 @@ COMMANDS: dict[str, Schema] = {
         },
         required=["ponds", "lake", "models"],
     ),
-    "dna.publish": obj({"box": S(), "dataset": S(), "published": INT}),
+    "dna.publish": obj({"box": S(), "dataset": S(), "published": INT, "duplicates": INT}),
     "dna.train": obj(
         {"model": S(), "box": S(), "version": INT, "metric": {"type": "object"},
          "dataset_range": {"type": "object"}, "trained_at": N},

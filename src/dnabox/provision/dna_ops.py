@@ -136,6 +136,9 @@ class PublishReport:
     last_seq: int
     seconds: float
     rate: float
+    # Acknowledged samples whose id the pond already held within its duplicate window (a
+    # re-sent range): acknowledged, not stored again.
+    duplicates: int = 0
 
     def as_json(self) -> dict[str, Any]:
         return vars(self)
@@ -180,4 +183,4 @@ def publish(fleet: Fleet, box: str, count: int, dataset: str | None = None,
     report = json.loads(result.stdout.strip().splitlines()[0])
     return PublishReport(box, chosen, int(report["published"]), int(report["first_seq"]),
                          int(report["last_seq"]), float(report["seconds"]),
-                         float(report["rate"]))
+                         float(report["rate"]), int(report.get("duplicates", 0)))
