@@ -133,7 +133,8 @@ def box_json(fleet: Fleet, name: str, reading: BoxReading | None,
     if reading and reading.state:
         f = reading.state.facts
         facts = {"hostname": f.hostname, "kernel": f.kernel, "arch": f.arch, "cpus": f.cpus,
-                 "memory_kb": f.memory_kb, "os": f.os_id}
+                 "memory_kb": f.memory_kb, "os": f.os_id, "release": f.os_codename or "-",
+                 "containerd": f.containerd or "none"}
     return {
         "schema": "dnabox/v1", "name": name, "site": box.site,
         "tier": fleet.site(box.site).tier, "address": str(box.address),

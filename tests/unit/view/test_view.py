@@ -23,7 +23,7 @@ from dnabox.view.bus import EventBus, RunRecord
 from dnabox.view.dna import DnaWatch, counters, rates_between
 from dnabox.view.links import parse_pings, ping_script
 from dnabox.view.server import FleetView, ViewSettings, build_app, is_loopback
-from dnabox.view.snapshot import LiveState, box_state, fleet_json, site_links
+from dnabox.view.snapshot import LiveState, box_json, box_state, fleet_json, site_links
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -48,6 +48,18 @@ def test_box_state_shows_the_worst_true_thing() -> None:
     assert box_state(reading("b", "converged"), failed=True, locked=False) == "failed"
     assert box_state(reading("b", "converged"), failed=False, locked=True) == "locked"
     assert box_state(None, failed=False, locked=False) == "unknown"
+
+
+def test_the_box_page_names_the_release_and_the_containerd_it_runs(fleet: Fleet) -> None:
+    facts = BoxFacts("edge-a-1", "6.12", "aarch64", 4, 8192, "debian", "trixie",
+                     "containerd github.com/containerd/containerd 1.7.24")
+    seen = BoxReading("edge-a-1", "edge-a", "edge", BoxState(facts, {}), "", ())
+    page = box_json(fleet, "edge-a-1", seen, {}, [])
+    assert page["facts"]["release"] == "trixie" and page["facts"]["arch"] == "aarch64"
+    assert page["facts"]["containerd"].endswith("1.7.24")
+    bare = BoxReading("edge-a-1", "edge-a", "edge", BoxState(BoxFacts(
+        "h", "6.1", "x86_64", 2, 1024, "debian"), {}), "", ())
+    assert box_json(fleet, "edge-a-1", bare, {}, [])["facts"]["containerd"] == "none"
 
 
 def test_fleet_json_has_every_box_site_cluster_and_overlay_link(fleet: Fleet) -> None:
