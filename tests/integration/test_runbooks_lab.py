@@ -81,8 +81,10 @@ def test_replace_box_refuses_a_live_box_then_rebuilds_its_replacement(converged:
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
     ran = summary(result.stdout)["ran"]
     assert ran == {"edge-b-1": ran["edge-b-1"]}, f"only the replacement may run: {ran}"
-    # Every role the blank box is planned for, the D-N-A leaf of its serving edge included.
-    assert set(ran["edge-b-1"]) == {"base", "container_runtime", "ovs", "cni", "dna"}
+    # Every role the blank box is planned for: the D-N-A leaf of its serving edge and the
+    # inference server it runs included.
+    assert set(ran["edge-b-1"]) == {"base", "container_runtime", "ovs", "cni", "dna",
+                                    "dna_services"}
     target = converged.fleet.box("edge-b-1").overlay_addresses["dataplane"].ip
     ping = converged.run("core-1", f"ping -c 2 -W 2 {target}", check=False)
     assert ping.returncode == 0, ping.stdout + ping.stderr

@@ -8,6 +8,8 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
+from dna_nats import run
+
 from dnabox.dna.service import collector
 from dnabox.dna.service.config import ServiceConfig
 
@@ -54,7 +56,7 @@ def test_failed_and_lost_acks_are_resent_under_their_id(
             (f"end-a-1:{n}", b"{}") for n in (1, 2, 3, 4)], last_seq=4)
         await collector.settle(js, conf, flight, report)  # type: ignore[arg-type]
 
-    asyncio.run(scenario())
+    run(scenario())  # not asyncio.run: later Pulumi mock tests need the thread's loop
     assert js.sent[:4] == ["end-a-1:1", "end-a-1:2", "end-a-1:3", "end-a-1:4"]
     assert sorted(js.sent[4:]) == ["end-a-1:2", "end-a-1:3"]  # the same ids, once more
     assert (report.published, report.retries, report.last_seq) == (4, 2, 4)
@@ -69,7 +71,7 @@ def test_an_unacknowledged_batch_is_not_counted_or_kept(tmp_path: Path) -> None:
     async def scenario() -> None:
         await collector.send_batch(js, conf, [("end-a-1:1", b"{}")], last_seq=1)  # type: ignore[arg-type]
 
-    asyncio.run(scenario())
+    run(scenario())  # not asyncio.run: later Pulumi mock tests need the thread's loop
     assert (report.published, collector.stored_seq(conf)) == (0, 0)
 
 
