@@ -91,6 +91,7 @@ class InFlight:
 
 async def send_batch(js: JetStreamContext, config: ServiceConfig,
                      batch: list[tuple[str, bytes]], last_seq: int) -> InFlight:
+    """Send every (id, payload) without waiting for its acknowledgement."""
     started = time.monotonic()
     sent = [(ident, payload, await js.publish_async(config.subject, payload,
                                                    headers={"Nats-Msg-Id": ident}))
