@@ -27,6 +27,7 @@ pytestmark = pytest.mark.lab
 MODEL = "speed"
 PRODUCER = "end-a-1"
 TRAINER = ("core-1", "dnabox-trainer-speed")
+TOOL = "/usr/local/sbin/dnabox-jetstream"
 SERVERS = {"edge-a": ("edge-a-1", "dnabox-inference-speed-edge-a"),
            "edge-b": ("edge-b-1", "dnabox-inference-speed-edge-b")}
 CUT = "edge-a"
@@ -68,12 +69,14 @@ def model_status(lab: Lab) -> dict[str, Any]:
     return model
 
 
-def wait_until(what: str, ready: Callable[[], bool], timeout: float = 120) -> float:
-    """Poll until ``ready``; the seconds it took."""
+def wait_until(what: str, ready: Callable[[], bool], timeout: float = 120,
+               explain: Callable[[], str] | None = None) -> float:
+    """Poll until ``ready``; the seconds it took. On a timeout, ``explain`` says why."""
     started = time.monotonic()
     while not ready():
         if time.monotonic() - started > timeout:
-            pytest.fail(f"timed out after {timeout} s waiting for {what}")
+            story = f"\n{explain()}" if explain is not None else ""
+            pytest.fail(f"timed out after {timeout} s waiting for {what}{story}")
         time.sleep(0.2)  # a poll interval, not a synchronisation: ready() decides
     return time.monotonic() - started
 
@@ -116,8 +119,25 @@ def wait_served(lab: Lab, site: str, version: int, trained_at: float,
     """Wait until ``site`` serves ``version``; seconds from training to the edge loading it
     (both clocks are the host's: lab boxes share its kernel)."""
     wait_until(f"{site} to serve v{version}",
-               lambda: health(lab, site).get("version", 0) >= version, timeout=timeout)
+               lambda: health(lab, site).get("version", 0) >= version, timeout=timeout,
+               explain=lambda: registry_story(lab, site))
     return float(health(lab, site)["loaded_at"]) - trained_at
+
+
+def registry_story(lab: Lab, site: str) -> str:
+    """What a stuck registry copy looks like from the inside: the copy's sources, the
+    inference server's log and both servers' logs."""
+    box, _ = SERVERS[site]
+    parts = []
+    for where, command in (
+            (box, f"{TOOL} info OBJ_dna_models"),
+            (box, f"tail -n 20 /var/log/dnabox/dna/inference-{MODEL}-{site}.log"),
+            (box, "tail -n 40 /var/log/dnabox/nats.log"),
+            (TRAINER[0], f"tail -n 20 /var/log/dnabox/dna/trainer-{MODEL}.log"),
+            (TRAINER[0], "tail -n 40 /var/log/dnabox/nats.log")):
+        result = lab.run(where, f"{command} 2>&1 || true", timeout=60)
+        parts.append(f"--- {where}: {command}\n{result.stdout[-4000:]}")
+    return "\n".join(parts)
 
 
 def task_pid(lab: Lab, box: str, container: str) -> int:
