@@ -362,9 +362,13 @@ def build_topology(fleet: Fleet) -> DnaTopology | None:
 
 
 def _client_publish(site: str) -> tuple[str, ...]:
-    """What a site's clients may publish at its leaf: its own pond's samples, and the
-    JetStream API requests and acknowledgements that reading the registry copy needs."""
-    return (f"dna.*.{site}.>", "$JS.API.>", "$JS.ACK.>", "$JS.FC.>", "_INBOX.>")
+    """What a site's clients may publish at its leaf: its own pond's samples, the
+    JetStream API requests and acknowledgements that reading the registry copy needs, and
+    reads (message gets, nothing else) of the hub's registry, which an inference server
+    makes while its site's copy lags."""
+    hub_reads = tuple(f"{api_prefix(HUB_DOMAIN)}.STREAM.MSG.GET.{stream}"
+                      for stream in (f"OBJ_{MODELS_BUCKET}", f"KV_{MODELS_META_BUCKET}"))
+    return (f"dna.*.{site}.>", "$JS.API.>", "$JS.ACK.>", "$JS.FC.>", "_INBOX.>", *hub_reads)
 
 
 def _services(fleet: Fleet, hub: tuple[NatsServer, ...], leaves: tuple[NatsServer, ...],

@@ -37,6 +37,7 @@ from dna_nats import (
     wait_for,
     wait_for_async,
 )
+from nats.js import api
 
 from dnabox.dna.service import collector
 from dnabox.dna.service.config import ServiceConfig, load
@@ -312,3 +313,42 @@ def test_a_cut_off_edge_keeps_its_samples_and_serves_its_last_model(lake: Fleet,
     wait_lake(lake, 500)
     expected = [f"end-a-1:{n}" for n in range(1, 501)]
     assert run(all_ids(lake.hub.url, "hub", LAKE)) == expected
+
+
+async def stall_mirror(server_url: str, domain: str) -> None:
+    """The edge's registry mirror stops taking versions: what nats-server 2.9's mirror looks
+    like from the edge while its source waits to retry after a leaf reconnect (measured on
+    the lab: tens of seconds). Its streams stay, empty, sourcing a stream that never comes."""
+    client = await nats.connect(server_url)
+    try:
+        js = client.jetstream(domain=domain)
+        for stream in (f"KV_{MODELS_META}", f"OBJ_{MODELS}"):
+            await js.delete_stream(stream)
+            await js.add_stream(name=stream, allow_rollup_hdrs=True, sources=[api.StreamSource(
+                name=f"STALLED_{stream}", external=api.ExternalStream(api="$JS.hub.API"))])
+    finally:
+        await client.close()
+
+
+def test_an_edge_whose_mirror_lags_serves_the_hubs_newer_version(lake: Fleet,
+                                                                  tmp_path: Path) -> None:
+    publish(lake, tmp_path, 300)
+    wait_lake(lake, 300)
+    run(stall_mirror(lake.edges[SITE].url, SITE))
+    assert run_service("trainer", config(lake, "trainer", tmp_path), "--once")["version"] == 1
+    follows_hub, mirror_only = free_port(), free_port()
+    start_service(lake, "inference", config(lake, "inference", tmp_path,
+                                            bind=f"127.0.0.1:{mirror_only}"))
+    (tmp_path / "origin").mkdir()
+    start_service(lake, "inference", config(lake, "inference", tmp_path / "origin",
+                                            bind=f"127.0.0.1:{follows_hub}",
+                                            registry_origin="hub"))
+    url = f"http://127.0.0.1:{follows_hub}"
+    wait_for(lambda: healthz_version(url) == 1, "the edge serving v1 from the hub")
+    # Started first and checked as often: with the mirror alone the edge has nothing.
+    assert healthz_version(f"http://127.0.0.1:{mirror_only}") == 0
+
+    lake.cut_hub()  # cut off: no answer from the hub, the edge keeps what it serves
+    features = {"hour": 9.0, "occupancy": 0.3, "flow": 2000.0, "rain": 0}
+    status, answer = http(url + "/predict", {"features": features})
+    assert (status, answer["version"]) == (200, 1)

@@ -42,6 +42,9 @@ class ServiceConfig:
     models_meta_bucket: str = "dna_models_meta"
     bind: str = ""
     """Inference: the data-plane address:port the HTTP server listens on."""
+    registry_origin: str = ""
+    """Inference: the JetStream domain of the registry the site's mirror copies (the hub's),
+    read directly while the mirror lags behind it; empty: the mirror only."""
     retrain_every_samples: int = 0
     retrain_every_seconds: float = 0.0
     state_dir: str = "/var/lib/dnabox/dna/state"

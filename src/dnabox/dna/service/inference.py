@@ -3,7 +3,11 @@
 It reads the registry mirror in its own site's JetStream domain, so a site cut off from the
 core keeps serving the last model it has. A push subscription on the model's meta key wakes
 it when a version arrives; a check every few seconds covers a subscription that was lost
-(a leaf restart) until it is re-created.
+(a leaf restart) until it is re-created. The same check also asks the registry the mirror
+copies (``registry_origin``, the hub) across the leafnode link: after a leaf reconnect
+nats-server 2.9 may wait tens of seconds before its mirror sources again (measured on the
+lab), and a newer version the hub already holds is served meanwhile. A cut-off site gets no
+answer from the hub and serves what its mirror holds.
 
     POST /predict {"features": {"hour":..,"occupancy":..,"flow":..,"rain":..}}
       -> {"prediction": 54.2, "label": "speed", "unit": "km/h", "model": "speed",
@@ -36,11 +40,14 @@ from nats.js.errors import NotFoundError
 from dnabox.dna.service import main as entry
 from dnabox.dna.service.config import ServiceConfig
 from dnabox.dna.service.model import SpeedModel
-from dnabox.dna.service.nats_io import RegistryReader, connect, kv_stream
+from dnabox.dna.service.nats_io import ModelEntry, RegistryReader, connect, kv_stream
 from dnabox.dna.service.samples import LABEL, check_features
 
 log = logging.getLogger("dnabox.dna.inference")
-RECHECK_SECONDS = 5.0
+RECHECK_SECONDS = 2.0
+# How long a check waits for the hub's registry: a link that is down but not yet noticed
+# times out; a link known to be down answers at once (no responders).
+ORIGIN_TIMEOUT_SECONDS = 2.0
 MAX_BODY = 64 * 1024
 # The answers `GET /recent` returns (the view's "last predictions"): features and answers
 # only, never anything about the caller.
@@ -144,21 +151,47 @@ def handler_for(serving: Serving) -> type[BaseHTTPRequestHandler]:
 
 
 class Follower:
-    """Loads each new version of the model from the site's registry mirror."""
+    """Loads each new version of the model from the site's registry mirror, or from the
+    registry it mirrors while the mirror lags behind it."""
 
-    def __init__(self, config: ServiceConfig, serving: Serving, reader: RegistryReader) -> None:
-        self.config, self.serving, self.reader = config, serving, reader
+    def __init__(self, config: ServiceConfig, serving: Serving, reader: RegistryReader,
+                 origin: RegistryReader | None = None) -> None:
+        self.config, self.serving, self.reader, self.origin = config, serving, reader, origin
         self.wake = asyncio.Event()
 
     async def check(self) -> None:
-        entry_ = await self.reader.latest(self.config.model)
+        source: RegistryReader = self.reader
+        try:
+            entry_ = await self.reader.latest(self.config.model)
+        except (TimeoutError, nats.errors.Error):
+            if self.origin is None:
+                raise
+            entry_ = None  # an unreadable mirror: the origin may still answer
+        if self.origin is not None:
+            ahead = await self._newer_at(self.origin, entry_)
+            if ahead is not None:
+                entry_, source = ahead, self.origin
         current = self.serving.current
         if entry_ is None or (current is not None and entry_.version <= current.version):
             return
-        blob = await self.reader.read_object(entry_.meta["object"])
+        blob = await source.read_object(entry_.meta["object"])
         model = SpeedModel.from_json(blob)
         self.serving.swap(Loaded(model, entry_.version, time.time()))
-        log.info("serving %s v%d", self.config.model, entry_.version)
+        where = "" if source is self.reader else (
+            f" from the {self.config.registry_origin} registry (the site's mirror lags)")
+        log.info("serving %s v%d%s", self.config.model, entry_.version, where)
+
+    async def _newer_at(self, origin: RegistryReader,
+                        mirrored: ModelEntry | None) -> ModelEntry | None:
+        """The origin's newest entry when it is newer than the mirror's, else None (also
+        when the origin does not answer: the site is cut off)."""
+        try:
+            newest = await origin.latest(self.config.model)
+        except (TimeoutError, nats.errors.Error):
+            return None
+        if newest is None or (mirrored is not None and newest.version <= mirrored.version):
+            return None
+        return newest
 
     async def subscribe(self) -> None:
         async def on_meta(msg: Msg) -> None:
@@ -177,6 +210,10 @@ class Follower:
                 if not subscribed:
                     await self.subscribe()
                     subscribed = True
+            except (TimeoutError, nats.errors.Error) as exc:
+                # The mirror may not exist yet: the checks below still read what there is.
+                log.info("registry push not subscribed yet: %s", type(exc).__name__)
+            try:
                 await self.check()
             except (TimeoutError, NotFoundError, nats.errors.Error, ValueError, KeyError) as exc:
                 # The mirror may not exist yet, or the leaf restarts: keep serving, retry.
@@ -211,7 +248,10 @@ async def _body(config: ServiceConfig, args: argparse.Namespace) -> int:
         loop.add_signal_handler(sig, stop.set)
     try:
         reader = RegistryReader(js, config.models_bucket, config.models_meta_bucket)
-        await Follower(config, serving, reader).run(stop)
+        origin = RegistryReader(
+            client.jetstream(domain=config.registry_origin, timeout=ORIGIN_TIMEOUT_SECONDS),
+            config.models_bucket, config.models_meta_bucket) if config.registry_origin else None
+        await Follower(config, serving, reader, origin).run(stop)
     finally:
         server.shutdown()
         await client.drain()
