@@ -2,12 +2,18 @@
 
 The adapter owns the settings that make Ansible fast enough for the hot path (pipelining,
 persistent SSH control connections, minimal facts) and the hygiene around secrets (a 0700
-private data dir, extravars and env files removed after the run, events not written to disk
-unless asked). Host keys stay strict: the rendered inventory carries the fleet's known_hosts.
+private data dir, extravars and env files removed before and after the run, the controller's
+environment kept out of the run's ``command`` record, events not written to disk unless
+asked). Host keys stay strict: the rendered inventory carries the fleet's known_hosts.
+
+A private data dir is reused run after run (``<fleet state>/ansible/<label>``); each run
+leaves ``artifacts/<uuid>/`` (stdout, status, rc, the recap), of which ``prune_artifacts``
+keeps the newest ``KEEP_ARTIFACTS`` plus the newest failed one.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from collections.abc import Callable
@@ -44,6 +50,8 @@ class PlaybookResult:
     rc: int
     status: str  # ansible-runner's: successful | failed | timeout | canceled
     hosts: dict[str, HostStats]
+    # This run's artifacts/<uuid> (its stdout is the Ansible log), when runner made one.
+    artifact_dir: Path | None = None
 
     @property
     def succeeded(self) -> bool:
@@ -118,10 +126,18 @@ def host_stats(stats: dict[str, dict[str, int]] | None) -> dict[str, HostStats]:
     }
 
 
+# Runs whose artifacts a private data dir keeps (plus the newest failed one, if older).
+KEEP_ARTIFACTS = 3
+
+
 def _prepare_private_dir(path: Path) -> None:
     path.mkdir(parents=True, exist_ok=True)
     # Inventory, extravars and run artifacts live here: nobody else may read them.
     os.chmod(path, 0o700)
+    # A run killed before its cleanup left its inputs behind. ansible-runner writes a fresh
+    # env/extravars only where none exists, else it puts the extra variables (the D-N-A
+    # secrets) on ansible-playbook's command line: visible in ps, saved in artifacts/*/command.
+    _remove_secret_inputs(path)
 
 
 def _remove_secret_inputs(path: Path) -> None:
@@ -130,6 +146,51 @@ def _remove_secret_inputs(path: Path) -> None:
         target = path / "env" / name
         if target.exists():
             target.unlink()
+
+
+def _scrub_command_records(path: Path, kept_env: set[str]) -> None:
+    """ansible-runner saves each run's command with the controller's whole environment
+    (``artifacts/<uuid>/command``): PULUMI_CONFIG_PASSPHRASE, cloud credentials. Keep the
+    command and only the variables dnabox set."""
+    for record in (path / "artifacts").glob("*/command"):
+        try:
+            data = json.loads(record.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            record.unlink(missing_ok=True)  # unreadable: it may hold anything
+            continue
+        env = data.get("env") if isinstance(data, dict) else None
+        if not isinstance(env, dict) or set(env) <= kept_env:
+            continue
+        data["env"] = {k: v for k, v in env.items() if k in kept_env}
+        # In place (no rename): the run directory's mtime orders the runs for pruning.
+        with record.open("w", encoding="utf-8") as handle:
+            json.dump(data, handle, ensure_ascii=False)
+
+
+def _run_failed(artifact: Path) -> bool:
+    try:
+        return (artifact / "status").read_text(encoding="utf-8").strip() != "successful"
+    except OSError:
+        return True  # no status: the run died (or is running); worth keeping as failed
+
+
+def prune_artifacts(path: Path, keep: int = KEEP_ARTIFACTS) -> list[Path]:
+    """Remove all but the newest ``keep`` runs' ``artifacts/<uuid>`` under the private data
+    dir ``path``, and the newest failed run's beyond them (what an operator reads to debug,
+    kept until a newer run fails). Returns the removed ones."""
+    root = path / "artifacts"
+    if not root.is_dir():
+        return []
+    runs = sorted((p for p in root.iterdir() if p.is_dir() and not p.is_symlink()),
+                  key=lambda p: (p.stat().st_mtime, p.name), reverse=True)
+    kept = set(runs[:keep])
+    failed = next((p for p in runs if _run_failed(p)), None)
+    if failed is not None:
+        kept.add(failed)
+    removed = [p for p in runs if p not in kept]
+    for run in removed:
+        shutil.rmtree(run, ignore_errors=True)
+    return removed
 
 
 def run_playbook(
@@ -157,6 +218,10 @@ def run_playbook(
         raise EnvironmentProblem("ansible-playbook is not on PATH",
                                  hint="pip install ansible-core (a dependency of dnabox)")
     _prepare_private_dir(private_data_dir)
+    envvars = {
+        **PERFORMANCE_ENV,
+        "ANSIBLE_ROLES_PATH": str(roles_path or playbook.resolve().parent / "roles"),
+    }
 
     def handle(event: dict[str, Any]) -> bool:
         parsed = task_event(event)
@@ -175,15 +240,17 @@ def run_playbook(
             tags=",".join(tags) if tags else None,
             extravars=extravars or {},
             forks=forks,
-            envvars={
-                **PERFORMANCE_ENV,
-                "ANSIBLE_ROLES_PATH": str(roles_path or playbook.resolve().parent / "roles"),
-            },
+            envvars=envvars,
             event_handler=handle,
             quiet=True,
-            rotate_artifacts=3,
+            # prune_artifacts rotates instead (runner's rotation drops failed runs too).
+            rotate_artifacts=0,
         )
     finally:
         _remove_secret_inputs(private_data_dir)
+        _scrub_command_records(private_data_dir, set(envvars))
+        prune_artifacts(private_data_dir)
+    artifact_dir = Path(runner.config.artifact_dir)
     return PlaybookResult(rc=int(runner.rc), status=str(runner.status),
-                          hosts=host_stats(runner.stats))
+                          hosts=host_stats(runner.stats),
+                          artifact_dir=artifact_dir if artifact_dir.is_dir() else None)

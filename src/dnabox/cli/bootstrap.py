@@ -135,5 +135,6 @@ def bootstrap(
     if json_output:
         print_json(report.as_json())
     if not report.ok:
+        log = report.log_dir or report.run_dir / "artifacts" / "*"
         raise RemoteError(f"bootstrap failed on {', '.join(failed) or 'the run'}",
-                          hint=f"see the Ansible log in {report.run_dir}/artifacts/*/stdout")
+                          hint=f"see the Ansible log in {log}/stdout")

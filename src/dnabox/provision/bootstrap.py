@@ -20,7 +20,8 @@ from dnabox.plan.artifacts import check_artifacts
 from dnabox.plan.desired import plan_fleet
 from dnabox.plan.selection import Selection, select
 from dnabox.provision.dna_credentials import box_secrets
-from dnabox.provision.generated_files import generated_extravars
+from dnabox.provision.generated_files import generated_files
+from dnabox.provision.lock import FleetLock
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,8 @@ class BootstrapReport:
     status: str  # ansible-runner's
     rc: int
     run_dir: Path
+    # The run's artifacts/<uuid> (its stdout is the Ansible log), when ansible-runner made one.
+    log_dir: Path | None = None
 
     @property
     def failed(self) -> list[str]:
@@ -61,19 +64,23 @@ def bootstrap(fleet: Fleet, locations: Locations, chosen_by: Selection | None = 
     chosen = [b.name for b in select(fleet, chosen_by or Selection())]
     check_artifacts(fleet, chosen)
     rendered = render_ansible_inventory(fleet, locations)
-    run_dir = locations.ensure_fleet_state(fleet.name) / "ansible" / "bootstrap"
-    if on_start is not None:
-        on_start(chosen)
-    started = time.monotonic()
-    # The D-N-A secrets travel as an extra variable (run_playbook removes it afterwards).
-    secrets = box_secrets(fleet, locations.ensure_fleet_state(fleet.name), chosen)
-    # Files the planner makes in Python (no templates): copied from the run's directory.
-    generated = generated_extravars(plan_fleet(fleet, locations, rendered), chosen, roles,
-                                    run_dir / "generated")
-    result = run_playbook(locations.site_playbook, rendered, private_data_dir=run_dir,
-                          limit=chosen, tags=list(roles) if roles else None, forks=forks,
-                          roles_path=locations.roles, on_event=on_event,
-                          extravars={"dna_secret_files": secrets, **generated})
+    state = locations.ensure_fleet_state(fleet.name)
+    run_dir = state / "ansible" / "bootstrap"
+    # One run at a time per fleet (as `dnabox up`): two would share the run directory, its
+    # extravars (the second's would go on ansible-playbook's command line) and the boxes.
+    with FleetLock(state):
+        if on_start is not None:
+            on_start(chosen)
+        started = time.monotonic()
+        # The D-N-A secrets travel as an extra variable (run_playbook removes it afterwards).
+        secrets = box_secrets(fleet, state, chosen)
+        # Files the planner makes in Python (no templates): copied from the run's directory.
+        with generated_files(plan_fleet(fleet, locations, rendered), chosen, roles,
+                             run_dir) as generated:
+            result = run_playbook(locations.site_playbook, rendered, private_data_dir=run_dir,
+                                  limit=chosen, tags=list(roles) if roles else None,
+                                  forks=forks, roles_path=locations.roles, on_event=on_event,
+                                  extravars={"dna_secret_files": secrets, **generated})
     rows = []
     for name in chosen:
         stats = result.hosts.get(name)
@@ -81,4 +88,4 @@ def bootstrap(fleet: Fleet, locations: Locations, chosen_by: Selection | None = 
         rows.append(BootstrapBox(name, 0, 0, 1, 0) if stats is None else BootstrapBox(
             name, stats.ok, stats.changed, stats.failed, stats.unreachable))
     return BootstrapReport(tuple(rows), time.monotonic() - started, result.status, result.rc,
-                           run_dir)
+                           run_dir, result.artifact_dir)

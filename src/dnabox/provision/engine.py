@@ -34,7 +34,7 @@ from dnabox.provision.direct_run import DirectOutcome
 from dnabox.provision.dna_credentials import box_secrets
 from dnabox.provision.engine_parts import EngineParts, default_parts
 from dnabox.provision.events import Event, EventSink
-from dnabox.provision.generated_files import generated_extravars
+from dnabox.provision.generated_files import generated_files
 from dnabox.provision.journal import Journal
 from dnabox.provision.lease import (
     Holder,
@@ -411,12 +411,13 @@ class Provisioner:
             if "dna" in roles else {}
         run_dir = self.state / "ansible" / label
         # Files the planner makes in Python (no templates): copied from the run's directory.
-        extravars |= generated_extravars(self.plans, boxes, roles, run_dir / "generated")
-        result = self._run_playbook(
-            self.locations.site_playbook, self.ansible_inventory, extravars=extravars or None,
-            private_data_dir=run_dir, limit=boxes, tags=list(roles),
-            forks=self.options.forks, roles_path=self.locations.roles, on_event=self._task_event,
-        )
+        with generated_files(self.plans, boxes, roles, run_dir) as generated:
+            result = self._run_playbook(
+                self.locations.site_playbook, self.ansible_inventory,
+                extravars={**extravars, **generated} or None, private_data_dir=run_dir,
+                limit=boxes, tags=list(roles), forks=self.options.forks,
+                roles_path=self.locations.roles, on_event=self._task_event,
+            )
         return result.hosts
 
     def _task_event(self, event: TaskEvent) -> None:

@@ -5,15 +5,38 @@ the direct program writes them like every rendered file. Ansible copies them fro
 controller: each distinct content is written once, named by its sha256, under the run's
 directory, and the boxes' lists (``dnabox_generated_files``: box -> [{role, dest, mode,
 src}]) travel as an extra variable that the base role's files tasks read.
+
+The copies live only while their run does (``generated_files``): the run directory is reused
+run after run, and a copy kept per content ever shipped grew without bound. They hold no
+secret today (configs name password files, the D-N-A secrets travel apart), but nothing
+here checks that, so none is left on the controller either.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import shutil
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from dnabox.plan.desired import BoxPlan
+
+GENERATED_DIR = "generated"
+
+
+@contextmanager
+def generated_files(plans: Mapping[str, BoxPlan], boxes: Iterable[str],
+                    roles: Iterable[str] | None, run_dir: Path) -> Iterator[dict[str, Any]]:
+    """``generated_extravars`` written under ``<run_dir>/generated`` for one run: whatever a
+    killed run left there is removed first, and the whole directory when the run ends (its
+    copies are the plan's, remade on every run; the run's artifacts stay)."""
+    directory = run_dir / GENERATED_DIR
+    shutil.rmtree(directory, ignore_errors=True)
+    try:
+        yield generated_extravars(plans, boxes, roles, directory)
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 def generated_extravars(plans: Mapping[str, BoxPlan], boxes: Iterable[str],

@@ -52,3 +52,44 @@ def test_missing_artifacts_stop_bootstrap_before_any_box(
     with pytest.raises(ArtifactMissing, match="no box was touched"):
         bootstrap(undeclared, Locations(ROOT, tmp_path), on_start=lambda boxes: pytest.fail(
             "started"))
+
+
+def test_generated_files_live_only_while_their_run_does(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The run directory is reused run after run: a copy per content ever generated used to
+    stay there for good (and a killed run's copies with it)."""
+    seen: list[list[Path]] = []
+
+    def run_playbook(playbook: Path, inventory: dict[str, Any], **kwargs: Any
+                     ) -> PlaybookResult:
+        per_box = kwargs["extravars"]["dnabox_generated_files"]
+        sources = sorted({Path(f["src"]) for files in per_box.values() for f in files})
+        assert sources and all(p.is_file() for p in sources)  # there while Ansible copies
+        seen.append(sorted(kwargs["private_data_dir"].joinpath("generated").iterdir()))
+        return PlaybookResult(0, "successful", {"edge-a-1": HostStats(5, 2, 0, 0, 0)})
+
+    monkeypatch.setattr(module, "run_playbook", run_playbook)
+    fleet = load_fleet(ROOT / "inventory" / "lab.yaml")
+    locations = Locations(ROOT, tmp_path)
+    generated = locations.fleet_state(fleet.name) / "ansible" / "bootstrap" / "generated"
+    generated.mkdir(parents=True)
+    (generated / ("0" * 64)).write_text("a killed run's copy")
+    report = bootstrap(fleet, locations, Selection(boxes=("edge-a-1",)),
+                       roles=["dna_services"])
+    assert report.ok
+    assert seen and generated / ("0" * 64) not in seen[0]
+    assert not generated.exists()
+
+
+def test_bootstrap_waits_for_no_other_run_of_the_fleet(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two runs would share the run directory and its extravars (the second's on the
+    command line): bootstrap takes the fleet's lock like `dnabox up`."""
+    from dnabox.errors import LockHeld
+    from dnabox.provision.lock import FleetLock
+
+    monkeypatch.setattr(module, "run_playbook", lambda *a, **k: pytest.fail("ran a playbook"))
+    fleet = load_fleet(ROOT / "inventory" / "lab.yaml")
+    locations = Locations(ROOT, tmp_path)
+    with FleetLock(locations.ensure_fleet_state(fleet.name)), pytest.raises(LockHeld):
+        bootstrap(fleet, locations, Selection(boxes=("edge-a-1",)), roles=["ovs"])
