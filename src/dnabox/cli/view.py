@@ -20,7 +20,6 @@ from dnabox.cli.common import (
 )
 from dnabox.errors import DnaboxError
 from dnabox.provision.plans import controller_plans
-from dnabox.view.server import FleetView, ViewSettings, is_loopback, new_token, serve
 
 
 @command
@@ -51,6 +50,10 @@ def view(
         except ValueError:
             raise DnaboxError(f"--bind {bind!r} is not an IP address",
                               hint="e.g. 127.0.0.1 (default) or 0.0.0.0") from None
+    # Imported here: the web server's libraries (aiohttp) cost every other command's start
+    # ~0.2 CPU-s, which a cold `dnabox status` of a fleet pays once more per run.
+    from dnabox.view.server import FleetView, ViewSettings, is_loopback, new_token, serve
+
     fleet = fleet_from(inventory)
     token = None if is_loopback(bind) else new_token()
     where = locations(ctx)
