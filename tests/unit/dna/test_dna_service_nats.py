@@ -339,13 +339,15 @@ def test_an_edge_whose_mirror_lags_serves_the_hubs_newer_version(lake: Fleet,
     follows_hub, mirror_only = free_port(), free_port()
     start_service(lake, "inference", config(lake, "inference", tmp_path,
                                             bind=f"127.0.0.1:{mirror_only}"))
+    wait_for(lambda: healthz_version(f"http://127.0.0.1:{mirror_only}") == 0,
+             "the mirror-only inference server")
     (tmp_path / "origin").mkdir()
     start_service(lake, "inference", config(lake, "inference", tmp_path / "origin",
                                             bind=f"127.0.0.1:{follows_hub}",
                                             registry_origin="hub"))
     url = f"http://127.0.0.1:{follows_hub}"
     wait_for(lambda: healthz_version(url) == 1, "the edge serving v1 from the hub")
-    # Started first and checked as often: with the mirror alone the edge has nothing.
+    # Answering before the other started, checking as often: the mirror alone has nothing.
     assert healthz_version(f"http://127.0.0.1:{mirror_only}") == 0
 
     lake.cut_hub()  # cut off: no answer from the hub, the edge keeps what it serves

@@ -174,7 +174,13 @@ class Follower:
         current = self.serving.current
         if entry_ is None or (current is not None and entry_.version <= current.version):
             return
-        blob = await source.read_object(entry_.meta["object"])
+        try:
+            blob = await source.read_object(entry_.meta["object"])
+        except (TimeoutError, nats.errors.Error, ValueError, KeyError):
+            if self.origin is None or source is self.origin:
+                raise
+            # The copy has the version's meta but not all of its object (yet): the hub has.
+            blob, source = await self.origin.read_object(entry_.meta["object"]), self.origin
         model = SpeedModel.from_json(blob)
         self.serving.swap(Loaded(model, entry_.version, time.time()))
         where = "" if source is self.reader else (
