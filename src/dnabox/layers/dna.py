@@ -106,7 +106,10 @@ def nats_conf(server: NatsServer, routes: tuple[str, ...] = ()) -> str:
         f'jetstream {{ domain: "{server.domain}", store_dir: "{NATS_STORE}" }}',
         "authorization { users: [",
     ]
-    for user in server.users:
+    # A hub's edge leaf users are client users with permissions: nats-server takes none in
+    # leafnodes {} and authenticates leaf links against these when leafnodes {} has no
+    # authorization (see templates/dna/nats-server.conf.j2).
+    for user in (*server.users, *server.leaf_users):
         entry = f'  {{user: "{user.name}", password: ${user.variable}'
         if user.publish:
             entry += (f", permissions: {{publish: {{allow: {_quoted(user.publish)}}}, "
@@ -114,9 +117,7 @@ def nats_conf(server: NatsServer, routes: tuple[str, ...] = ()) -> str:
         lines.append(entry + "}")
     lines.append("] }")
     if server.role == "hub":
-        lines.append(f"leafnodes {{ port: {LEAFNODE_PORT}, authorization {{ users: [")
-        lines += [f'  {{user: "{u.name}", password: ${u.variable}}}' for u in server.leaf_users]
-        lines.append("] } }")
+        lines.append(f"leafnodes {{ port: {LEAFNODE_PORT} }}")
         if routes:
             lines.append(f'cluster {{ name: "dna-hub", port: {CLUSTER_PORT}, '
                          f"routes: {_quoted(routes)} }}")

@@ -29,6 +29,8 @@ INFERENCE_PORT = 8480
 CATALOGUE_BUCKET = "dna_catalogue"
 MODELS_BUCKET = "dna_models"
 MODELS_META_BUCKET = "dna_models_meta"
+MODELS_STREAM = f"OBJ_{MODELS_BUCKET}"
+MODELS_META_STREAM = f"KV_{MODELS_META_BUCKET}"
 # Retried publishes carry the sample id as Nats-Msg-Id; JetStream drops a repeat seen
 # within this window.
 DUPLICATE_WINDOW_S = 120
@@ -63,6 +65,19 @@ def api_prefix(domain: str) -> str:
     return f"$JS.{domain}.API"
 
 
+def lake_deliver_prefix(site: str) -> str:
+    """Where the lake's sources of ``site``'s ponds deliver at the hub (JetStream appends
+    ``.S.<id>``): per site, so the hub can let each edge leaf publish its own samples into
+    the lake and nothing else (the default ``$JS.S.<id>`` is one namespace for every site)."""
+    return f"dna-lake.{site}"
+
+
+def registry_deliver_prefix(site: str) -> str:
+    """Where ``site``'s registry copy receives the hub's registry: per site, so the hub
+    sends an edge leaf its own copy's deliveries only."""
+    return f"dna-registry.{site}"
+
+
 def user_of(site: str) -> str:
     return f"dna-{site}"
 
@@ -83,9 +98,12 @@ class Source:
 
     stream: str
     domain: str
+    # Prefix of the subject the source's messages arrive on ("": JetStream's $JS.S).
+    deliver: str = ""
 
     def api(self) -> dict[str, Any]:
-        return {"name": self.stream, "external": {"api": api_prefix(self.domain), "deliver": ""}}
+        return {"name": self.stream,
+                "external": {"api": api_prefix(self.domain), "deliver": self.deliver}}
 
 
 @dataclass(frozen=True)
@@ -150,7 +168,10 @@ class NatsServer:
     address: str
     users: tuple[User, ...]
     streams: tuple[Stream, ...]
-    # hub: the other members' cluster routes and the edge sites' leafnode users.
+    # hub: the other members' cluster routes and the edge sites' leafnode users. A leaf
+    # user's publish/subscribe are what that edge's leaf may send into the hub and receive
+    # from it (the leaf's point of view, as for a client): the hub tells the leaf and
+    # enforces them on its side of the link, whatever the leaf's own config says.
     routes: tuple[str, ...] = ()
     leaf_users: tuple[User, ...] = ()
     # leaf: where the hub accepts leafnode connections, and the user it logs in as.
@@ -254,16 +275,16 @@ class DnaTopology:
 
 
 def _registry_streams(domain: str, replicas: int, source: bool) -> tuple[Stream, ...]:
-    """The model registry (object store + metadata KV): the hub's, or an edge copy that
-    sources the hub's so the edge keeps serving while cut off."""
-    sources = (lambda name: (Source(name, HUB_DOMAIN),)) if source else (lambda _name: ())
-    obj = f"OBJ_{MODELS_BUCKET}"
-    meta = f"KV_{MODELS_META_BUCKET}"
+    """The model registry (object store + metadata KV): the hub's, or an edge copy (domain:
+    the site) that sources the hub's so the edge keeps serving while cut off."""
+    sources = ((lambda name: (Source(name, HUB_DOMAIN, registry_deliver_prefix(domain)),))
+               if source else (lambda _name: ()))
     return (
-        Stream(obj, domain, "object", (f"$O.{MODELS_BUCKET}.C.>", f"$O.{MODELS_BUCKET}.M.>"),
-               replicas=replicas, sources=sources(obj)),
-        Stream(meta, domain, "kv", (f"$KV.{MODELS_META_BUCKET}.>",), replicas=replicas,
-               sources=sources(meta)),
+        Stream(MODELS_STREAM, domain, "object",
+               (f"$O.{MODELS_BUCKET}.C.>", f"$O.{MODELS_BUCKET}.M.>"), replicas=replicas,
+               sources=sources(MODELS_STREAM)),
+        Stream(MODELS_META_STREAM, domain, "kv", (f"$KV.{MODELS_META_BUCKET}.>",),
+               replicas=replicas, sources=sources(MODELS_META_STREAM)),
     )
 
 
@@ -306,7 +327,8 @@ def build_topology(fleet: Fleet) -> DnaTopology | None:
         Stream(lake_stream(d.name), HUB_DOMAIN, "lake",
                max_bytes=bytes_of(dna.lake.retention.max_bytes),
                max_age_s=seconds_of(dna.lake.retention.max_age),
-               sources=tuple(Source(p.stream, p.site) for p in ponds if p.dataset == d.name),
+               sources=tuple(Source(p.stream, p.site, lake_deliver_prefix(p.site))
+                             for p in ponds if p.dataset == d.name),
                replicas=replicas, dataset=d.name)
         for d in dna.datasets
     )
@@ -318,7 +340,10 @@ def build_topology(fleet: Fleet) -> DnaTopology | None:
     )
     admin = User(ADMIN_USER, "")
     core_users = tuple(User(user_of(s.name), s.name) for s in fleet.sites if s.tier == "core")
-    leaf_users = tuple(User(user_of(site), site) for site in leaf_sites)
+    leaf_users = tuple(
+        User(user_of(site), site, *_leaf_link(site, tuple(p.stream for p in ponds
+                                                          if p.site == site), site in serving))
+        for site in leaf_sites)
     hub = tuple(
         NatsServer(
             box.name, box.site, "hub", HUB_DOMAIN, address[box.name],
@@ -359,6 +384,32 @@ def build_topology(fleet: Fleet) -> DnaTopology | None:
         publishers=tuple(publishers), services=services, lake_site=dna.lake.site,
         clients={box: tuple(dict.fromkeys(users)) for box, users in clients.items()},
     )
+
+
+def _leaf_link(site: str, ponds: tuple[str, ...], serves: bool
+               ) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(publish, subscribe) of ``site``'s leaf at the hub: what its leaf may send into the
+    hub and receive from it. Only what the lake's sourcing of its ponds and its registry
+    copy's sourcing of the hub's registry need (the subjects nats-server 2.9 puts on the
+    link for them), and the replies to the hub's own requests (``dnabox dna status``): never
+    another site's pond or deliveries, the catalogue, the registry's subjects or any other
+    JetStream API of the hub."""
+    publish = ["_INBOX.>", "$JSC.R.>"]  # answers to the hub's requests to this site
+    subscribe = [f"{api_prefix(site)}.>"]  # the hub asks this site's JetStream anything
+    if ponds:
+        # The lake's sources of this site's ponds: samples and heartbeats on their deliver
+        # subjects, the lake's flow-control answers back.
+        publish.append(f"{lake_deliver_prefix(site)}.>")
+        subscribe += [f"$JS.FC.{pond}.>" for pond in ponds]
+    if serves:
+        # The registry copy sources the hub's registry: it creates a consumer per stream
+        # (2.10 adds the consumer's name and filter to the subject), answers its flow control,
+        # and receives its deliveries and the API's replies.
+        for stream in (MODELS_STREAM, MODELS_META_STREAM):
+            create = f"{api_prefix(HUB_DOMAIN)}.CONSUMER.CREATE.{stream}"
+            publish += [create, f"{create}.>", f"$JS.FC.{stream}.>"]
+        subscribe += [f"{registry_deliver_prefix(site)}.>", "$JSC.R.>"]
+    return tuple(publish), tuple(subscribe)
 
 
 def _client_publish(site: str) -> tuple[str, ...]:

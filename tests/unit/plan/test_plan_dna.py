@@ -27,7 +27,8 @@ def test_lab_topology(repo_root: Path) -> None:
     [lake] = topology.lakes
     assert lake.name == "LAKE_TRAFFIC"
     assert [s.api() for s in lake.sources] == [
-        {"name": "POND_TRAFFIC", "external": {"api": "$JS.edge-a.API", "deliver": ""}}]
+        {"name": "POND_TRAFFIC",
+         "external": {"api": "$JS.edge-a.API", "deliver": "dna-lake.edge-a"}}]
     [publisher] = topology.publishers
     assert (publisher.box, publisher.subject, publisher.server) == (
         "end-a-1", "dna.traffic.edge-a.end-a-1", "edge-a-1")
@@ -52,6 +53,33 @@ def test_leaf_users_publish_only_their_pond(repo_root: Path) -> None:
         samples = [s for s in user.publish if s.startswith("dna.")]
         assert samples == ["dna.*.edge-a.>"]
     assert "DNA_HUB_URLS" in leaf.secret_variables
+
+
+def test_the_hub_lets_each_edge_leaf_send_its_own_pond_and_read_the_registry(
+        repo_root: Path) -> None:
+    topology = build_topology(load_fleet(repo_root / "inventory/lab.yaml"))
+    assert topology is not None
+    [hub] = topology.hub
+    users = {u.site: u for u in hub.leaf_users}
+    assert set(users) == {"edge-a", "edge-b"}
+    for site, user in users.items():
+        # Into the hub: only its own lake deliveries, the registry consumers it sources by,
+        # and answers to the hub's requests; nothing of another site, no admin API.
+        assert not [s for s in user.publish if s.startswith(("dna.", "$KV.", "$O."))]
+        assert all(s.startswith(("$JS.hub.API.CONSUMER.CREATE.OBJ_dna_models",
+                                 "$JS.hub.API.CONSUMER.CREATE.KV_dna_models_meta"))
+                   for s in user.publish if s.startswith("$JS.hub.API"))
+        other = "edge-b" if site == "edge-a" else "edge-a"
+        assert not [s for s in (*user.publish, *user.subscribe) if other in s]
+        assert f"$JS.{site}.API.>" in user.subscribe
+        assert f"dna-registry.{site}.>" in user.subscribe
+    # Only edge-a keeps a pond: only its leaf delivers into the lake.
+    assert "dna-lake.edge-a.>" in users["edge-a"].publish
+    assert not [s for s in users["edge-b"].publish if s.startswith("dna-lake.")]
+    # The edges' registry copies receive on their own prefix.
+    for leaf in topology.leaves:
+        assert {src.deliver for s in leaf.streams for src in s.sources} == {
+            f"dna-registry.{leaf.site}"}
 
 
 def test_playground_hub_is_a_cluster(repo_root: Path) -> None:
