@@ -78,6 +78,20 @@ def registry_deliver_prefix(site: str) -> str:
     return f"dna-registry.{site}"
 
 
+def inbox_prefix(site: str) -> str:
+    """The reply subjects of ``site``'s inference servers (instead of ``_INBOX``): their
+    reads of the hub's registry are answered across the leaf link, and the hub lets an edge
+    leaf receive its own site's replies only."""
+    return f"dna-inbox.{site}"
+
+
+def hub_registry_reads() -> tuple[str, ...]:
+    """Message gets of the hub's registry streams: what an inference server asks the hub
+    while its site's copy lags (nothing else of the hub's JetStream API)."""
+    return tuple(f"{api_prefix(HUB_DOMAIN)}.STREAM.MSG.GET.{stream}"
+                 for stream in (MODELS_STREAM, MODELS_META_STREAM))
+
+
 def user_of(site: str) -> str:
     return f"dna-{site}"
 
@@ -368,7 +382,8 @@ def build_topology(fleet: Fleet) -> DnaTopology | None:
         if site in serving:
             streams += _registry_streams(site, 1, source=True)
         users = (admin, *(User(user_of(s), s, publish=_client_publish(site),
-                               subscribe=("_INBOX.>",)) for s in local))
+                               subscribe=("_INBOX.>", f"{inbox_prefix(site)}.>"))
+                          for s in local))
         leaves.append(NatsServer(
             leaf.name, site, "leaf", site, address[leaf.name], users=users, streams=streams,
             hub_leafnode_urls=hub_urls, remote_user=user_of(site),
@@ -409,6 +424,10 @@ def _leaf_link(site: str, ponds: tuple[str, ...], serves: bool
             create = f"{api_prefix(HUB_DOMAIN)}.CONSUMER.CREATE.{stream}"
             publish += [create, f"{create}.>", f"$JS.FC.{stream}.>"]
         subscribe += [f"{registry_deliver_prefix(site)}.>", "$JSC.R.>"]
+        # Its inference servers read the hub's registry while the copy lags: message gets
+        # out, their answers back on the site's own inbox prefix.
+        publish += hub_registry_reads()
+        subscribe.append(f"{inbox_prefix(site)}.>")
     return tuple(publish), tuple(subscribe)
 
 
@@ -417,9 +436,8 @@ def _client_publish(site: str) -> tuple[str, ...]:
     JetStream API requests and acknowledgements that reading the registry copy needs, and
     reads (message gets, nothing else) of the hub's registry, which an inference server
     makes while its site's copy lags."""
-    hub_reads = tuple(f"{api_prefix(HUB_DOMAIN)}.STREAM.MSG.GET.{stream}"
-                      for stream in (f"OBJ_{MODELS_BUCKET}", f"KV_{MODELS_META_BUCKET}"))
-    return (f"dna.*.{site}.>", "$JS.API.>", "$JS.ACK.>", "$JS.FC.>", "_INBOX.>", *hub_reads)
+    return (f"dna.*.{site}.>", "$JS.API.>", "$JS.ACK.>", "$JS.FC.>", "_INBOX.>",
+            *hub_registry_reads())
 
 
 def _services(fleet: Fleet, hub: tuple[NatsServer, ...], leaves: tuple[NatsServer, ...],

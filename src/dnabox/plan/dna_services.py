@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from dnabox.dna.service.config import ServiceConfig
-from dnabox.plan.dna import HUB_DOMAIN, INFERENCE_PORT, DnaTopology, Service
+from dnabox.plan.dna import HUB_DOMAIN, INFERENCE_PORT, DnaTopology, Service, inbox_prefix
 
 ServiceRole = Literal["collector", "trainer", "inference"]
 # Inside the container and on the box: the same paths, bind-mounted.
@@ -91,6 +91,7 @@ def render_config(topology: DnaTopology, service: Service) -> ServiceConfig:
         password_file=service.password_file, model=service.model, subject=service.subject,
         pond_stream=service.pond_stream, lake_stream=service.lake_stream,
         registry_origin=HUB_DOMAIN if service.role == "inference" else "",
+        inbox_prefix=inbox_prefix(service.site) if service.role == "inference" else "",
         catalogue_bucket=topology.catalogue_bucket, models_bucket=topology.models_bucket,
         models_meta_bucket=topology.models_meta_bucket, bind=service.bind,
         retrain_every_samples=service.retrain_every_samples,

@@ -40,7 +40,9 @@ from dnabox.plan.dna import (
     SECRETS_FILE,
     DnaTopology,
     build_topology,
+    inbox_prefix,
     secret_files,
+    user_of,
 )
 from dnabox.plan.dna_vars import dna_host_vars
 
@@ -368,3 +370,29 @@ async def _nothing_else_crosses(edge: Client, hub: Client) -> None:
             await hub.publish(subject, b"from-hub")
     await _marker(hub, at_edge, "$JSC.R.marker", b"from-hub")
     assert sorted({m.subject for m in at_edge if m.data == b"from-hub"}) == ["$JSC.R.marker"]
+
+
+def test_an_edge_reads_the_hubs_registry_on_its_own_inbox_only(tmp_path: Path) -> None:
+    """What an inference server does while its site's copy lags: a message get of the hub's
+    registry, answered across the link on the site's inbox prefix and on no other."""
+    with lab(tmp_path) as fleet:
+        async def ask(user: str, prefix: str) -> bytes:
+            client = await nats.connect(fleet.servers[EDGE_A].url, user=user,
+                                        password=fleet.passwords[user], inbox_prefix=prefix,
+                                        max_reconnect_attempts=0)
+            try:
+                hub = client.jetstream(domain="hub", timeout=2)
+                msg = await hub.get_last_msg("KV_dna_models_meta", "$KV.dna_models_meta.seed")
+                return msg.data or b""
+            finally:
+                await client.close()
+
+        async def scenario() -> None:
+            await _provision(fleet)
+            site_user = user_of("edge-a")
+            assert await ask(site_user, inbox_prefix("edge-a")) == b'{"version":0}'
+            # The edge's admin is unrestricted at its leaf: the hub is what refuses these.
+            for prefix in (inbox_prefix("edge-b"), "_INBOX"):
+                with pytest.raises(NatsTimeout):
+                    await ask(ADMIN_USER, prefix)
+        run(scenario())

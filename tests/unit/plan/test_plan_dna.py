@@ -64,11 +64,15 @@ def test_the_hub_lets_each_edge_leaf_send_its_own_pond_and_read_the_registry(
     assert set(users) == {"edge-a", "edge-b"}
     for site, user in users.items():
         # Into the hub: only its own lake deliveries, the registry consumers it sources by,
-        # and answers to the hub's requests; nothing of another site, no admin API.
+        # message gets of the registry (an inference server's while the copy lags), and
+        # answers to the hub's requests; nothing of another site, no admin API.
         assert not [s for s in user.publish if s.startswith(("dna.", "$KV.", "$O."))]
         assert all(s.startswith(("$JS.hub.API.CONSUMER.CREATE.OBJ_dna_models",
                                  "$JS.hub.API.CONSUMER.CREATE.KV_dna_models_meta"))
+                   or s in ("$JS.hub.API.STREAM.MSG.GET.OBJ_dna_models",
+                            "$JS.hub.API.STREAM.MSG.GET.KV_dna_models_meta")
                    for s in user.publish if s.startswith("$JS.hub.API"))
+        assert f"dna-inbox.{site}.>" in user.subscribe and "_INBOX.>" not in user.subscribe
         other = "edge-b" if site == "edge-a" else "edge-a"
         assert not [s for s in (*user.publish, *user.subscribe) if other in s]
         assert f"$JS.{site}.API.>" in user.subscribe

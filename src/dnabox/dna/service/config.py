@@ -45,6 +45,9 @@ class ServiceConfig:
     registry_origin: str = ""
     """Inference: the JetStream domain of the registry the site's mirror copies (the hub's),
     read directly while the mirror lags behind it; empty: the mirror only."""
+    inbox_prefix: str = ""
+    """The prefix of the connection's reply subjects; empty: nats-py's ``_INBOX``. The
+    hub's answers reach an edge's inference server only on its site's own prefix."""
     retrain_every_samples: int = 0
     retrain_every_seconds: float = 0.0
     state_dir: str = "/var/lib/dnabox/dna/state"

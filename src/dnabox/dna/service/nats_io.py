@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import nats
-from nats.aio.client import Client
+from nats.aio.client import DEFAULT_INBOX_PREFIX, Client
 from nats.js import JetStreamContext
 from nats.js.errors import (
     BadRequestError,
@@ -44,6 +44,7 @@ async def connect(config: ServiceConfig, name: str) -> tuple[Client, JetStreamCo
                 servers=list(config.nats_urls), name=name, user=config.user or None,
                 password=config.password(), connect_timeout=2, reconnect_time_wait=1,
                 max_reconnect_attempts=-1, allow_reconnect=True,
+                inbox_prefix=config.inbox_prefix or DEFAULT_INBOX_PREFIX,
                 error_cb=_log_error, disconnected_cb=_note("disconnected"),
                 reconnected_cb=_note("reconnected"))
         except (TimeoutError, OSError, nats.errors.Error) as exc:
