@@ -92,6 +92,13 @@ def hub_registry_reads() -> tuple[str, ...]:
                  for stream in (MODELS_STREAM, MODELS_META_STREAM))
 
 
+def admin_credential(domain: str) -> str:
+    """The name of the admin's password for the servers of ``domain``. The admin is user
+    ``dnabox`` on every server, with a password per JetStream domain: an edge box holds its
+    own server's admin login, never the hub's or another edge's."""
+    return f"{ADMIN_USER}@{domain}"
+
+
 def user_of(site: str) -> str:
     return f"dna-{site}"
 
@@ -283,9 +290,25 @@ class DnaTopology:
 
     @property
     def users(self) -> tuple[str, ...]:
-        """Every NATS user of the fleet (each gets a password in the fleet state dir)."""
+        """Every NATS user of the fleet."""
         names = [u.name for s in self.servers for u in (*s.users, *s.leaf_users)]
         return tuple(sorted(set(names)))
+
+    @property
+    def credentials(self) -> tuple[str, ...]:
+        """Every password the fleet needs (each kept in the fleet state dir): one per site
+        user, and the admin's one per JetStream domain (``admin_credential``)."""
+        names = {u for u in self.users if u != ADMIN_USER}
+        names |= {admin_credential(s.domain) for s in self.servers}
+        return tuple(sorted(names))
+
+    def credential_of(self, user: str, box: str) -> str:
+        """Which password ``user`` logs in with on ``box``'s server (or, for a client on a
+        box without one, everywhere: site users have one password)."""
+        server = self.server_on(box)
+        if user == ADMIN_USER and server is not None:
+            return admin_credential(server.domain)
+        return user
 
 
 def _registry_streams(domain: str, replicas: int, source: bool) -> tuple[Stream, ...]:
@@ -487,13 +510,15 @@ def _conf_string(value: str) -> str:
 def secret_files(topology: DnaTopology, box: str, passwords: dict[str, str]) -> dict[str, str]:
     """Path -> content of every secret ``box`` holds (each written 0600): the secrets
     include of its nats-server (password variables, and a leaf's hub URLs with its login)
-    and a password file per client user of the box. ``passwords``: user -> password."""
+    and a password file per client user of the box. ``passwords``: credential -> password
+    (``DnaTopology.credentials``)."""
     files: dict[str, str] = {}
     server = topology.server_on(box)
     if server is not None:
         lines = [f"# Managed by dnabox (role dna): secrets of the nats-server on {box}."]
         for user in dict.fromkeys((*server.users, *server.leaf_users)):
-            lines.append(f"{user.variable}: {_conf_string(passwords[user.name])}")
+            secret = passwords[topology.credential_of(user.name, box)]
+            lines.append(f"{user.variable}: {_conf_string(secret)}")
         if server.role == "leaf":
             secret = passwords[server.remote_user]
             urls = [url.replace("nats-leaf://", f"nats-leaf://{server.remote_user}:{secret}@")
@@ -501,5 +526,5 @@ def secret_files(topology: DnaTopology, box: str, passwords: dict[str, str]) -> 
             lines.append("DNA_HUB_URLS: [" + ", ".join(_conf_string(u) for u in urls) + "]")
         files[SECRETS_FILE] = "\n".join(lines) + "\n"
     for client in topology.clients.get(box, ()):
-        files[password_file(client)] = passwords[client] + "\n"
+        files[password_file(client)] = passwords[topology.credential_of(client, box)] + "\n"
     return files

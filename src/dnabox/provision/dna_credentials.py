@@ -15,7 +15,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from dnabox.inventory.model import Fleet
-from dnabox.plan.dna import ADMIN_USER, DnaTopology, build_topology, secret_files
+from dnabox.plan.dna import DnaTopology, build_topology, secret_files
 
 
 def credentials_dir(state: Path) -> Path:
@@ -45,20 +45,21 @@ def _password(directory: Path, user: str) -> str:
 
 
 def passwords(state: Path, topology: DnaTopology) -> dict[str, str]:
-    """user -> password for every NATS user of the topology (created when missing)."""
+    """credential -> password for every password of the topology (created when missing):
+    per site user, and the admin's per JetStream domain."""
     directory = credentials_dir(state)
-    return {user: _password(directory, user) for user in (*topology.users, ADMIN_USER)}
+    return {name: _password(directory, name) for name in topology.credentials}
 
 
 def _existing_passwords(state: Path, topology: DnaTopology) -> dict[str, str] | None:
     """Like ``passwords`` but creating nothing: None when any is missing."""
     directory = state / "dna" / "credentials"
     found = {}
-    for user in (*topology.users, ADMIN_USER):
-        path = directory / f"{user}.password"
+    for name in topology.credentials:
+        path = directory / f"{name}.password"
         if not path.is_file():
             return None
-        found[user] = path.read_text(encoding="utf-8").strip()
+        found[name] = path.read_text(encoding="utf-8").strip()
     return found
 
 

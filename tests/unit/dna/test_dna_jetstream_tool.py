@@ -44,7 +44,7 @@ def boxes(tmp_path: Path) -> Iterator[dict[str, Path]]:
     topology = build_topology(fleet)
     assert topology is not None
     plans = plan_fleet(fleet, Locations.discover(ROOT))
-    passwords = {u: f"pw-{u}" for u in (*topology.users, "dnabox")}
+    passwords = {name: f"pw-{name}" for name in topology.credentials}
     # Loopback addresses and free ports stand in for the overlay and the NATS ports.
     moves = {"10.250.0.11": "127.0.0.11", "10.250.0.21": "127.0.0.21",
              "10.250.0.31": "127.0.0.31", ":4222": f":{_free_port()}",

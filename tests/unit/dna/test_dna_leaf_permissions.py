@@ -79,7 +79,8 @@ class Lab:
     async def admin(self, box: str) -> Client:
         """The box's admin client: unrestricted on its own server."""
         return await nats.connect(self.servers[box].url, user=ADMIN_USER,
-                                  password=self.passwords[ADMIN_USER],
+                                  password=self.passwords[self.topology.credential_of(
+                                      ADMIN_USER, box)],
                                   max_reconnect_attempts=0)
 
 
@@ -132,7 +133,7 @@ def _configs(root: Path, rewrite: Callable[[str, str], str]) -> tuple[DnaTopolog
     assert topology is not None
     template = template_environment(Locations.discover(ROOT).templates).get_template(
         "dna/nats-server.conf.j2")
-    passwords = {user: f"pw-{user}" for user in (*topology.users, ADMIN_USER)}
+    passwords = {name: f"pw-{name}" for name in topology.credentials}
     ports = {box: (free_port(), free_port(), free_port()) for box in BOXES}
     hub = topology.hub[0]
     homes: dict[str, Path] = {}
@@ -378,7 +379,9 @@ def test_an_edge_reads_the_hubs_registry_on_its_own_inbox_only(tmp_path: Path) -
     with lab(tmp_path) as fleet:
         async def ask(user: str, prefix: str) -> bytes:
             client = await nats.connect(fleet.servers[EDGE_A].url, user=user,
-                                        password=fleet.passwords[user], inbox_prefix=prefix,
+                                        password=fleet.passwords[
+                                            fleet.topology.credential_of(user, EDGE_A)],
+                                        inbox_prefix=prefix,
                                         max_reconnect_attempts=0)
             try:
                 hub = client.jetstream(domain="hub", timeout=2)
@@ -395,4 +398,24 @@ def test_an_edge_reads_the_hubs_registry_on_its_own_inbox_only(tmp_path: Path) -
             for prefix in (inbox_prefix("edge-b"), "_INBOX"):
                 with pytest.raises(NatsTimeout):
                     await ask(ADMIN_USER, prefix)
+        run(scenario())
+
+
+def test_an_edge_box_holds_no_login_to_the_hubs_admin(tmp_path: Path) -> None:
+    """Each JetStream domain's servers have their own admin password: what an edge box
+    holds does not log in at the hub."""
+    with lab(tmp_path) as fleet:
+        edge_admin = fleet.passwords[fleet.topology.credential_of(ADMIN_USER, EDGE_A)]
+        for box in BOXES:
+            held = "".join(secret_files(fleet.topology, box, fleet.passwords).values())
+            hub_admin = fleet.passwords[fleet.topology.credential_of(ADMIN_USER, HUB)]
+            assert (hub_admin in held) == (box == HUB), box
+
+        async def scenario() -> None:
+            with pytest.raises(nats.errors.Error):
+                await nats.connect(fleet.servers[HUB].url, user=ADMIN_USER,
+                                   password=edge_admin, max_reconnect_attempts=0,
+                                   allow_reconnect=False, connect_timeout=2)
+            hub = await fleet.admin(HUB)  # its own admin password still does
+            await hub.close()
         run(scenario())

@@ -47,7 +47,10 @@ def test_credentials_are_private_and_stable(state: Path) -> None:
     assert topology is not None
     first = passwords(state, topology)
     assert passwords(state, topology) == first
-    assert set(first) >= {"dnabox", "dna-edge-a", "dna-end-a", "dna-core"}
+    # The admin (user dnabox everywhere) has one password per JetStream domain.
+    assert set(first) >= {"dnabox@hub", "dnabox@edge-a", "dnabox@edge-b", "dna-edge-a",
+                          "dna-end-a", "dna-core"}
+    assert "dnabox" not in first
     assert len(set(first.values())) == len(first)
     directory = credentials_dir(state)
     assert stat.S_IMODE(directory.stat().st_mode) == 0o700
@@ -93,6 +96,9 @@ def test_no_secret_in_plans_inventory_or_program_text(state: Path) -> None:
     # The leaf logs in to the hub as its site's user, over the overlay.
     assert f"nats-leaf://dna-edge-a:{known['dna-edge-a']}@10.250.0.11:7422" in leaf
     assert known["dna-edge-b"] not in leaf
+    # Its own server's admin password, never the hub's.
+    assert known["dnabox@edge-a"] in leaf and known["dnabox@hub"] not in leaf
+    assert secrets["edge-a-1"]["/etc/dnabox/dna/dnabox.password"] == known["dnabox@edge-a"] + "\n"
     # An end device holds its own password only.
     assert set(secrets["end-a-1"]) == {"/etc/dnabox/dna/dna-end-a.password"}
     program = build_program(
