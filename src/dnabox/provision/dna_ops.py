@@ -16,6 +16,7 @@ from dnabox.adapters.ssh import ConnectionPool
 from dnabox.errors import DnaboxError, RemoteError
 from dnabox.inventory.model import Fleet
 from dnabox.plan.dna import DnaTopology, build_topology
+from dnabox.provision.dna_service import serving_versions
 
 TOOL = "/usr/local/sbin/dnabox-jetstream"
 STREAMS = "/etc/dnabox/dna/streams.json"
@@ -93,11 +94,17 @@ def read_status(fleet: Fleet) -> DnaStatus:
     topology = _topology(fleet)
     with ConnectionPool() as pool:
         raw = json.loads(_run_tool(pool, fleet, topology.hub[0].box, f"status {STREAMS}"))
-    return summarise(raw)
+        serving = serving_versions(fleet, pool)
+    return summarise(raw, serving)
 
 
-def summarise(raw: dict[str, Any]) -> DnaStatus:
-    """Turn the hub's raw stream states into the status report (pure: unit-tested)."""
+def summarise(raw: dict[str, Any],
+              serving: dict[tuple[str, str], int | None] | None = None) -> DnaStatus:
+    """Turn the hub's raw stream states into the status report (pure: unit-tested).
+
+    ``serving``: (model, site) -> the version its inference server answers with; it is what
+    ``served`` reports for those sites (the registry copy's version, read through the hub,
+    for a site with no inference server of the model)."""
     by_site: dict[str, int] = {}
     by_dataset: dict[str, int] = {}
     from_pond: dict[tuple[str, str], int] = {}
@@ -120,8 +127,12 @@ def summarise(raw: dict[str, Any]) -> DnaStatus:
     models = []
     for model in raw.get("models", []):
         meta = model.get("meta") or {}
+        served = dict(model.get("served") or {})
+        for (name, site), version in (serving or {}).items():
+            if name == model["name"]:
+                served[site] = version
         models.append(ModelStatus(model["name"], meta.get("version"), meta.get("metric"),
-                                  dict(model.get("served") or {}),
+                                  served,
                                   [int(v) for v in model.get("versions") or []]))
     return DnaStatus(ponds, sum(by_dataset.values()), by_site, by_dataset,
                      dict(raw.get("catalogue") or {}), models, raw)

@@ -162,6 +162,31 @@ except (OSError, ValueError) as exc:
 """
 
 
+def serving_versions(fleet: Fleet, pool: ConnectionPool) -> dict[tuple[str, str], int | None]:
+    """(model, site) -> the version that site's inference server answers with, asked on its
+    own box over SSH (its /healthz): what the edge really serves, which may be newer than
+    its registry copy (it also reads the hub's) and is known while the site is cut off from
+    the core. None: it serves no version yet, or does not answer."""
+    topology = build_topology(fleet)
+    if topology is None:
+        return {}
+    found: dict[tuple[str, str], int | None] = {}
+    for service in (s for s in topology.services if s.role == "inference"):
+        box = fleet.box(service.box)
+        url = f"http://{service.bind}/healthz"
+        version = None
+        try:
+            result = pool.get(box.name, fleet.ssh_for(box)).run(
+                f"python3 -c {shlex.quote(_GET)} {shlex.quote(url)}", timeout=30)
+            reply = _last_json(result.stdout)
+            if reply is not None and reply.get("status") == 200:
+                version = int(reply["answer"].get("version") or 0) or None
+        except (DnaboxError, ValueError, TypeError):
+            version = None
+        found[(service.model, service.site)] = version
+    return found
+
+
 def recent_predictions(fleet: Fleet, pool: ConnectionPool, limit: int = 10) -> list[dict[str, Any]]:
     """The last answers of every inference server of the fleet, newest first (each asked on
     its own box over SSH, so a site cut off from the core still shows its own). A server that

@@ -201,3 +201,15 @@ def test_status_summary_counts_the_lake_per_site_and_the_lag_per_pond() -> None:
     assert report["models"] == [{"name": "speed", "version": 2, "metric": {"mae": 3.1},
                                  "served": {"edge-a": 2, "edge-b": None},
                                  "versions": [1, 2]}]
+
+
+def test_status_reports_what_each_inference_server_serves_over_its_copy() -> None:
+    """An edge serves a version its registry copy lacks (read from the hub) or, cut off,
+    what it loaded: status says what the server answers, not what the copy holds."""
+    from dnabox.provision.dna_ops import summarise
+
+    raw = {"models": [{"name": "speed", "meta": {"version": 3}, "versions": [1, 2, 3],
+                       "served": {"edge-a": None, "edge-b": 2}}]}
+    serving = {("speed", "edge-a"): 3, ("speed", "edge-b"): None, ("other", "edge-a"): 9}
+    [model] = summarise(raw, serving).as_json()["models"]
+    assert model["served"] == {"edge-a": 3, "edge-b": None}
