@@ -162,28 +162,37 @@ except (OSError, ValueError) as exc:
 """
 
 
+def _ask_inference(fleet: Fleet, pool: ConnectionPool, service: Service,
+                   path: str) -> dict[str, Any] | None:
+    """GET ``path`` of an inference server, asked on its own box over SSH (it listens on
+    the D-N-A plane); its JSON answer, or None when it does not answer with 200."""
+    box = fleet.box(service.box)
+    command = f"python3 -c {shlex.quote(_GET)} {shlex.quote(f'http://{service.bind}{path}')}"
+    try:
+        result = pool.get(box.name, fleet.ssh_for(box)).run(command, timeout=30)
+    except DnaboxError:
+        return None
+    reply = _last_json(result.stdout)
+    if reply is None or reply.get("status") != 200:
+        return None
+    answer: dict[str, Any] = reply["answer"]
+    return answer
+
+
 def serving_versions(fleet: Fleet, pool: ConnectionPool) -> dict[tuple[str, str], int | None]:
-    """(model, site) -> the version that site's inference server answers with, asked on its
-    own box over SSH (its /healthz): what the edge really serves, which may be newer than
-    its registry copy (it also reads the hub's) and is known while the site is cut off from
-    the core. None: it serves no version yet, or does not answer."""
+    """(model, site) -> the version that site's inference server answers with (its
+    /healthz): what the edge really serves, which may be newer than its registry copy (it
+    also reads the hub's) and is known while the site is cut off from the core. None: it
+    serves no version yet, or does not answer."""
     topology = build_topology(fleet)
     if topology is None:
         return {}
     found: dict[tuple[str, str], int | None] = {}
     for service in (s for s in topology.services if s.role == "inference"):
-        box = fleet.box(service.box)
-        url = f"http://{service.bind}/healthz"
-        version = None
-        try:
-            result = pool.get(box.name, fleet.ssh_for(box)).run(
-                f"python3 -c {shlex.quote(_GET)} {shlex.quote(url)}", timeout=30)
-            reply = _last_json(result.stdout)
-            if reply is not None and reply.get("status") == 200:
-                version = int(reply["answer"].get("version") or 0) or None
-        except (DnaboxError, ValueError, TypeError):
-            version = None
-        found[(service.model, service.site)] = version
+        health = _ask_inference(fleet, pool, service, "/healthz") or {}
+        version = health.get("version")
+        found[(service.model, service.site)] = version if isinstance(version, int) and \
+            version > 0 else None
     return found
 
 
@@ -196,17 +205,9 @@ def recent_predictions(fleet: Fleet, pool: ConnectionPool, limit: int = 10) -> l
         return []
     found: list[dict[str, Any]] = []
     for service in (s for s in topology.services if s.role == "inference"):
-        box = fleet.box(service.box)
-        command = f"python3 -c {shlex.quote(_GET)} {shlex.quote(f'http://{service.bind}/recent')}"
-        try:
-            result = pool.get(box.name, fleet.ssh_for(box)).run(command, timeout=30)
-        except DnaboxError:
-            continue
-        reply = _last_json(result.stdout)
-        if reply is None or reply.get("status") != 200:
-            continue
-        for answer in reply["answer"].get("recent", []):
-            found.append({"site": service.site, "model": service.model, "box": box.name,
+        recent = _ask_inference(fleet, pool, service, "/recent") or {}
+        for answer in recent.get("recent", []):
+            found.append({"site": service.site, "model": service.model, "box": service.box,
                           **answer})
     found.sort(key=lambda a: float(a.get("at", 0)), reverse=True)
     return found[:limit]

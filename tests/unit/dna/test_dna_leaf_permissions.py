@@ -13,20 +13,21 @@ own config was rewritten without its deny lists is held to them all the same.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import json
 import shutil
 import subprocess
 import time
 import urllib.request
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import nats
 import pytest
-from dna_nats import free_port, run
+from dna_nats import free_port, run, wait_for, wait_for_async
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.errors import NoRespondersError
@@ -91,8 +92,11 @@ def _monitor(port: int, path: str) -> dict[str, object]:
 
 
 def _healthy(server: Server) -> bool:
-    return server.process.poll() is None and _monitor(
-        server.monitor, "/healthz?js-enabled-only=true").get("status") == "ok"
+    try:
+        return server.process.poll() is None and _monitor(
+            server.monitor, "/healthz?js-enabled-only=true").get("status") == "ok"
+    except OSError:
+        return False  # not listening yet
 
 
 def _interest(server: Server) -> set[str]:
@@ -103,23 +107,13 @@ def _interest(server: Server) -> set[str]:
 
 def _linked(servers: dict[str, Server]) -> bool:
     api = "{}.API.CONSUMER.>"
-    return ({api.format(f"$JS.{s.domain}") for s in servers.values() if s.box != HUB}
-            <= _interest(servers[HUB])
-            and all(api.format("$JS.hub") in _interest(s)
-                    for s in servers.values() if s.box != HUB))
-
-
-def _wait(check: Callable[[], bool], what: str, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            if check():
-                return
-        except OSError:
-            pass
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
-        time.sleep(0.02)
+    try:
+            return ({api.format(f"$JS.{s.domain}") for s in servers.values() if s.box != HUB}
+                <= _interest(servers[HUB])
+                and all(api.format("$JS.hub") in _interest(s)
+                        for s in servers.values() if s.box != HUB))
+    except OSError:
+        return False
 
 
 def _configs(root: Path, rewrite: Callable[[str, str], str]) -> tuple[DnaTopology,
@@ -173,10 +167,10 @@ def lab(root: Path, rewrite: Callable[[str, str], str] = lambda _box, text: text
                     cwd=homes[box], stdout=log, stderr=subprocess.STDOUT)
             servers[box] = Server(box, server.domain, ports[box][0], ports[box][2], process)
         for server in servers.values():
-            _wait(functools.partial(_healthy, server), f"nats-server {server.box}")
+            wait_for(functools.partial(_healthy, server), f"nats-server {server.box}")
         # Linked, and each side holds the other's JetStream API interest: a source created
         # before it would wait for JetStream's retry (seconds).
-        _wait(functools.partial(_linked, servers), "both edge leaves linked to the hub")
+        wait_for(functools.partial(_linked, servers), "both edge leaves linked to the hub")
         yield Lab(topology, servers, passwords)
     finally:
         for server in servers.values():
@@ -232,15 +226,6 @@ async def _messages(client: Client, domain: str, stream: str) -> int:
     return count
 
 
-async def _until(check: Callable[[], Awaitable[bool]], what: str,
-                 timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not await check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
-        await asyncio.sleep(0.05)
-
-
 def test_the_lake_sources_the_pond_and_each_edge_copies_the_registry(tmp_path: Path) -> None:
     """Both sourcing directions the product uses work within the hub's leaf permissions."""
     with lab(tmp_path) as fleet:
@@ -256,7 +241,8 @@ def test_the_lake_sources_the_pond_and_each_edge_copies_the_registry(tmp_path: P
 
                 async def lake_has_them() -> bool:
                     return await _messages(hub, "hub", "LAKE_TRAFFIC") == 3
-                await _until(lake_has_them, "the lake to source edge-a's 3 samples", SOURCING)
+                await wait_for_async(lake_has_them, "the lake to source edge-a's 3 samples",
+                                     SOURCING)
 
                 # The registry copies source what the hub's registry holds (_seed_registry).
                 for box, client in copies.items():
@@ -265,8 +251,8 @@ def test_the_lake_sources_the_pond_and_each_edge_copies_the_registry(tmp_path: P
                     async def copied(client: Client = client, site: str = site) -> bool:
                         return (await _messages(client, site, "OBJ_dna_models") == 2
                                 and await _messages(client, site, "KV_dna_models_meta") == 1)
-                    await _until(copied, f"{site}'s registry copy to get model speed/0",
-                                 SOURCING)
+                    await wait_for_async(copied, f"{site}'s registry copy to get model speed/0",
+                                         SOURCING)
             finally:
                 for client in (edge, hub, *copies.values()):
                     await client.close()
@@ -319,28 +305,41 @@ def test_a_rewritten_edge_leaf_gets_nothing_else_into_or_out_of_the_hub(
         run(scenario())
 
 
-async def _listen(client: Client, subjects: tuple[str, ...], marker: str) -> list[Msg]:
+class Heard(list[Msg]):
+    """The messages a client got; ``arrived`` is set at each one."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.arrived = asyncio.Event()
+
+
+async def _listen(client: Client, subjects: tuple[str, ...], marker: str) -> Heard:
     """Every message ``client`` gets on ``>`` and on ``subjects`` (literal interest too, not
     only a wildcard's). The marker's subscription comes last: once a marker crosses the
     link, the hub has passed on the interest of all the others."""
-    got: list[Msg] = []
+    got = Heard()
 
     async def keep(msg: Msg) -> None:
         got.append(msg)
+        got.arrived.set()
     for subject in (">", *subjects, marker):
         await client.subscribe(subject, cb=keep)
     await client.flush()
     return got
 
 
-async def _marker(sender: Client, receiver: list[Msg], subject: str, data: bytes) -> None:
-    """Publish ``data`` on ``subject`` until ``receiver`` has it (bounded)."""
+async def _marker(sender: Client, receiver: Heard, subject: str, data: bytes) -> None:
+    """Publish ``data`` on ``subject`` until ``receiver`` has it (bounded). A publish made
+    before the link carries the receiver's interest is dropped: it is sent again when no
+    message arrives within half a second."""
     deadline = time.monotonic() + 10
     while not any(m.subject == subject and m.data == data for m in receiver):
         assert time.monotonic() < deadline, f"{subject} never crossed the link"
+        receiver.arrived.clear()
         await sender.publish(subject, data)
         await sender.flush()
-        await asyncio.sleep(0.02)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(receiver.arrived.wait(), 0.5)
 
 
 async def _nothing_else_crosses(edge: Client, hub: Client) -> None:
