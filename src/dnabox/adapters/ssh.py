@@ -25,6 +25,7 @@ from typing import Any, TypeVar
 
 import asyncssh
 
+from dnabox.adapters.kept_shell import KeptShell, KeptShellLost
 from dnabox.errors import HostKeyMismatch, RemoteError
 from dnabox.inventory.model import ResolvedSsh
 
@@ -76,6 +77,10 @@ class Job:
     command: str
     stdin: bytes = b""
     timeout: float = 600.0
+    # Run in the box's kept shell (dnabox.adapters.kept_shell) rather than a session of its
+    # own: only for dnabox's own POSIX sh commands that read no input and are safe to run
+    # twice (reads, the lease). Ignored when there is input.
+    kept_shell: bool = False
 
 
 @dataclass(frozen=True)
@@ -167,6 +172,7 @@ class BoxConnection:
         self._conn: asyncssh.SSHClientConnection | None = None
         self._client: _Client | None = None
         self._lock: asyncio.Lock | None = None  # made in the loop, on first use
+        self._shell: KeptShell | None = None
         self.handshakes = 0  # completed connects; the connection agent reports reuse with it
 
     def _known_hosts_path(self) -> str:
@@ -241,6 +247,7 @@ class BoxConnection:
             self._conn.close()
         self._conn = None
         self._client = None
+        self._shell = None  # it lived in that connection
 
     async def aconnect(self) -> None:
         async with self._box_lock():
@@ -276,7 +283,34 @@ class BoxConnection:
                 raise RemoteError(f"{self.box}: connection lost while running a command: "
                                   f"{exc or type(exc).__name__}") from None
 
+    async def arun_kept(self, command: str, *, timeout: float = 600.0) -> CommandResult:
+        """``command`` in the box's kept shell, started on first use; over a session of its
+        own when that shell cannot answer (see :attr:`Job.kept_shell` for what may run here)."""
+        async with self._box_lock():
+            try:
+                if self._shell is None or not self._shell.alive:
+                    conn = await self._ensure()
+                    self._shell = await KeptShell.start(conn, min(timeout, CONNECT_TIMEOUT))
+                rc, out, err, seconds = await self._shell.run(command, timeout)
+            except KeptShellLost:
+                self._shell = None
+            except TimeoutError:
+                self._shell = None
+                raise RemoteError(f"{self.box}: command timed out after {timeout:.0f}s") \
+                    from None
+            else:
+                return CommandResult(rc, out.decode(errors="replace"),
+                                     err.decode(errors="replace"), seconds)
+        return await self.arun(command, timeout=timeout)
+
+    @property
+    def kept_shell_commands(self) -> int:
+        """Commands the box's current kept shell answered (0: none is kept)."""
+        shell = self._shell
+        return shell.commands if shell is not None and shell.alive else 0
+
     async def aclose(self) -> None:
+        self._shell = None
         conn, self._conn, self._client = self._conn, None, None
         if conn is not None:
             conn.close()
@@ -422,9 +456,13 @@ class ConnectionPool:
                         on_line(job.box, text)
 
                 try:
-                    result = JobResult(job.box, await connection.arun(
-                        job.command, timeout=job.timeout, stdin=job.stdin,
-                        on_output=line if on_line else None))
+                    if job.kept_shell and not job.stdin and on_line is None:
+                        answer = await connection.arun_kept(job.command, timeout=job.timeout)
+                    else:
+                        answer = await connection.arun(job.command, timeout=job.timeout,
+                                                       stdin=job.stdin,
+                                                       on_output=line if on_line else None)
+                    result = JobResult(job.box, answer)
                 except HostKeyMismatch as exc:
                     result = JobResult(job.box, None, exc.message, "hostkey")
                 except RemoteError as exc:

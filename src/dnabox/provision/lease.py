@@ -102,7 +102,8 @@ _READ = ('r= o= e=; if [ -f "$L" ]; then while IFS= read -r line; do case $line 
 def take_command(holder: Holder, directory: str = STATE_DIR) -> str:
     """Shell that takes (or reports) the box's lease; prints TAKEN, or HELD and the lease.
 
-    Three processes on the box (flock, date, mv), under the box's lease lock."""
+    Two processes on the box (flock, date): the lease is written in place, as every writer
+    and `dnabox unlock` hold the box's lease lock (a torn lease has no expiry: expired)."""
     names = ("run", "owner", "host", "user", "pid")
     template = "".join(f"{name}=%s\\n" for name in (*names, "started", "expires"))
     values = " ".join(shlex.quote(_safe(str(getattr(holder, name)))) for name in names)
@@ -114,16 +115,17 @@ def take_command(holder: Holder, directory: str = STATE_DIR) -> str:
         f'&& [ "$o" != {shlex.quote(holder.owner)} ] && [ "$e" -gt "$now" ]; then '
         f'echo {HELD}; cat "$L"; '
         f"else printf '{template}' {values} \"$now\" \"$((now + {holder.ttl}))\" "
-        f'> "$L.tmp" && mv "$L.tmp" "$L" && echo {TAKEN}; fi; '
+        f'> "$L" && echo {TAKEN}; fi; '
         '} 9>>"$d/lease.lock"'
     )
 
 
 def release_command(run: str, directory: str = STATE_DIR) -> str:
-    """Remove the box's lease if (and only if) it is still ``run``'s."""
-    return (f'd={directory}; L=$d/lease; [ -e "$L" ] || exit 0; '
+    """Empty the box's lease if (and only if) it is still ``run``'s: an empty lease is no
+    lease, and emptying it is the shell's own (one process on the box: flock)."""
+    return (f'd={directory}; L=$d/lease; [ -s "$L" ] || exit 0; '
             '{ flock 9 || exit 1; ' + _READ +
-            f'if [ "$r" = {shlex.quote(run)} ]; then rm -f "$L"; fi; }} 9>>"$d/lease.lock"')
+            f'if [ "$r" = {shlex.quote(run)} ]; then : > "$L"; fi; }} 9>>"$d/lease.lock"')
 
 
 def read_command(directory: str = STATE_DIR) -> str:
@@ -133,7 +135,7 @@ def read_command(directory: str = STATE_DIR) -> str:
 def break_command(directory: str = STATE_DIR) -> str:
     """`dnabox unlock`: remove whatever lease the box holds."""
     lease, lock = f"{directory}/lease", f"{directory}/lease.lock"
-    return f"[ -e {lease} ] || exit 0; flock {lock} rm -f {lease}"
+    return f"[ -s {lease} ] || exit 0; flock {lock} rm -f {lease}"
 
 
 def parse_lease(text: str) -> Lease | None:

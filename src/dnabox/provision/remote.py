@@ -71,23 +71,37 @@ def _probes(plan: BoxPlan) -> str:
     return "".join(checks)
 
 
+# The box's facts with the shell's own builtins: every process here runs on every box of
+# every preflight (a thousand boxes: thousands of forks on 2 cores), so only sha256sum and
+# a containerd's --version (where one is installed) start one.
+_FACTS = (
+    'read -r h < /proc/sys/kernel/hostname; echo "$h"; '
+    'read -r k < /proc/sys/kernel/osrelease; echo "$k"; '
+    # /proc/sys/kernel/arch is Linux >= 6.1's `uname -m`.
+    "{ read -r a < /proc/sys/kernel/arch; } 2>/dev/null || a=$(uname -m); echo \"$a\"; "
+    # The online CPUs (`0-3,6`): what nproc counts, without starting it.
+    "n=0; if read -r o < /sys/devices/system/cpu/online; then IFS=,; for r in $o; do "
+    'case $r in *-*) n=$((n + ${r#*-} - ${r%-*} + 1));; ?*) n=$((n + 1));; esac; done; '
+    "unset IFS; fi 2>/dev/null; echo \"$n\"; "
+    'while read -r n v _; do [ "$n" = MemTotal: ] && echo "$v" && break; '
+    "done < /proc/meminfo; "
+    "ID= VERSION_CODENAME=; [ -r /etc/os-release ] && . /etc/os-release; "
+    'echo "$ID"; echo "$VERSION_CODENAME"; '
+    # The containerd 2 static release (the glob's last: newest), else the Debian package's.
+    "c=/usr/bin/containerd; for b in /opt/dnabox/containerd-*/bin/containerd; do "
+    '[ -x "$b" ] && c=$b; done; '
+    'if [ -x "$c" ]; then set -- $("$c" --version); echo "$3"; else echo; fi'
+)
+
+
 def preflight_command(plan: BoxPlan) -> str:
     files = " ".join(shlex.quote(f.dest) for f in plan.files)
     hashes = f"sha256sum {files} 2>/dev/null; " if files else ""
     return (
-        f"cat {FINGERPRINTS} 2>/dev/null || echo '{{}}'; echo {_MARK}; "
-        f"{hashes}{_probes(plan)}echo {_MARK}; "
-        # The shell's own `read` where it can: every process here runs on every box of
-        # every preflight (a thousand boxes: thousands of forks on 2 cores).
-        "read -r h < /proc/sys/kernel/hostname; echo \"$h\"; "
-        "read -r k < /proc/sys/kernel/osrelease; echo \"$k\"; uname -m; nproc; "
-        "while read -r n v _; do [ \"$n\" = MemTotal: ] && echo \"$v\" && break; "
-        "done < /proc/meminfo; "
-        "(. /etc/os-release 2>/dev/null; echo \"${ID:-}\"; echo \"${VERSION_CODENAME:-}\"); "
-        # The containerd 2 static release (newest first), else the Debian package's.
-        "for b in $(ls -dr /opt/dnabox/containerd-*/bin/containerd 2>/dev/null) "
-        "/usr/bin/containerd; do [ -x \"$b\" ] && { \"$b\" --version | awk '{print $3}'; "
-        "break; }; done; echo"
+        # The stored fingerprints, read by the shell (a `cat` less per box).
+        f"if [ -r {FINGERPRINTS} ]; then while IFS= read -r l || [ -n \"$l\" ]; do "
+        f"printf '%s\\n' \"$l\"; done < {FINGERPRINTS}; else echo '{{}}'; fi; echo {_MARK}; "
+        f"{hashes}{_probes(plan)}echo {_MARK}; {_FACTS}"
     )
 
 

@@ -28,17 +28,34 @@ from dnabox.inventory.model import ResolvedSsh
 FAST = RetryPolicy(attempts=3, first_delay=0.01)
 
 
-async def _handle(process: asyncssh.SSHServerProcess[str]) -> None:
-    """A tiny shell: runs the command with the host's sh, stdin and all."""
+async def _handle(process: asyncssh.SSHServerProcess[bytes], sessions: list[str]) -> None:
+    """A tiny sshd: runs each session's command with the host's sh, input and output
+    streamed both ways (a kept shell talks to it command by command). ``sessions`` gets
+    every session's command."""
     command = process.command or "true"
+    sessions.append(command)
     child = await asyncio.create_subprocess_shell(
         command, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE)
-    data = await process.stdin.read()
-    out, err = await child.communicate(data.encode())
-    process.stdout.write(out.decode())
-    process.stderr.write(err.decode())
-    process.exit(child.returncode or 0)
+    assert child.stdin and child.stdout and child.stderr
+
+    async def feed() -> None:
+        assert child.stdin
+        with contextlib.suppress(OSError):
+            while data := await process.stdin.read(65536):
+                child.stdin.write(data)
+                await child.stdin.drain()
+            child.stdin.close()
+
+    async def pump(source: asyncio.StreamReader, sink: asyncssh.SSHWriter[bytes]) -> None:
+        while data := await source.read(65536):
+            sink.write(data)
+
+    feeding = asyncio.ensure_future(feed())
+    await asyncio.gather(pump(child.stdout, process.stdout), pump(child.stderr, process.stderr))
+    rc = await child.wait()
+    feeding.cancel()
+    process.exit(rc)
 
 
 @dataclass
@@ -48,6 +65,7 @@ class Server:
     client_key: Path
     known_hosts: Path
     loop: asyncio.AbstractEventLoop
+    sessions: list[str]  # every session's command, in order: what the server was asked
 
     def ssh(self, port: int | None = None, host_key: str | None = None,
             known_hosts: Path | None = None) -> ResolvedSsh:
@@ -63,6 +81,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     client_key = asyncssh.generate_private_key("ssh-ed25519")
     client_path = tmp / "id_ed25519"
     client_key.write_private_key(str(client_path))
+    sessions: list[str] = []
     loop = asyncio.new_event_loop()
     thread = threading.Thread(target=loop.run_forever, daemon=True)
     thread.start()
@@ -72,14 +91,14 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
             "127.0.0.1", 0, server_host_keys=[host_key],
             authorized_client_keys=asyncssh.import_authorized_keys(
                 client_key.export_public_key().decode()),
-            process_factory=_handle)
+            process_factory=lambda process: _handle(process, sessions), encoding=None)
 
     acceptor = asyncio.run_coroutine_threadsafe(start(), loop).result()
     port = acceptor.sockets[0].getsockname()[1]
     known_hosts = tmp / "known_hosts"
     known_hosts.write_text(
         f"[127.0.0.1]:{port} {host_key.export_public_key().decode().strip()}\n")
-    yield Server(port, host_key, client_path, known_hosts, loop)
+    yield Server(port, host_key, client_path, known_hosts, loop, sessions)
     acceptor.close()
     loop.call_soon_threadsafe(loop.stop)
     thread.join()
@@ -236,3 +255,61 @@ def test_many_boxes_share_one_loop_thread(server: Server) -> None:
     added = [t.name for t in during - before]
     assert added.count("dnabox-ssh") == 1, added
     assert len(added) <= 1 + 2 * min(32, (os.cpu_count() or 1) + 4), added
+
+
+def _kept(pool: ConnectionPool, box: str, ssh: ResolvedSsh, command: str,
+          timeout: float = 30.0) -> tuple[int, str, str]:
+    [answer] = pool.run_many([Job(box, ssh, command, timeout=timeout, kept_shell=True)])
+    assert answer.result is not None, answer.error
+    return answer.result.rc, answer.result.stdout, answer.result.stderr
+
+
+def test_a_kept_shell_answers_each_command_as_a_session_of_its_own_would(
+        server: Server) -> None:
+    commands = [
+        "echo out; echo err >&2; exit 3",
+        "printf 'no newline'",
+        "echo 'unclosed",  # does not parse: fails alone, the shell goes on
+        "cd /; x=1; cat",  # reads its input: gets none, and eats no later command
+        "pwd; echo ${x:-unset}",  # nothing of the command before leaks into this one
+        "printf '\\n%s\\n' 0123456789abcdef; echo still here",  # looks like an end
+    ]
+    with ConnectionPool() as pool:
+        plain = [pool.get("plain", server.ssh()).run(c) for c in commands[:2]]
+        server.sessions.clear()
+        kept = [_kept(pool, "kept", server.ssh(), c) for c in commands]
+        used = pool.get("kept", server.ssh()).kept_shell_commands
+    assert server.sessions == ["exec /bin/sh"]  # one session for all of them
+    assert used == len(commands)
+    assert kept[:2] == [(p.rc, p.stdout, p.stderr) for p in plain]
+    assert kept[2][0] != 0 and kept[2][2]  # the shell's syntax error
+    assert kept[3] == (0, "", "")
+    assert kept[4][0] == 0 and kept[4][1] != "/\n" and kept[4][1].endswith("unset\n")
+    assert kept[5] == (0, "\n0123456789abcdef\nstill here\n", "")
+
+
+def test_a_kept_shell_that_dies_mid_command_is_replaced_and_the_command_rerun(
+        server: Server, tmp_path: Path) -> None:
+    mark = tmp_path / "first-try"
+    # The first try kills its kept shell ($$ is the kept shell, even in its subshell).
+    command = f"if [ -e {mark} ]; then echo second try; else touch {mark}; kill -9 $$; fi"
+    with ConnectionPool() as pool:
+        server.sessions.clear()
+        first = _kept(pool, "b", server.ssh(), "echo warm")
+        rerun = _kept(pool, "b", server.ssh(), command)
+        after = _kept(pool, "b", server.ssh(), "echo after")
+    assert first == (0, "warm\n", "")
+    assert rerun == (0, "second try\n", "")  # over a session of its own
+    assert after == (0, "after\n", "")
+    assert server.sessions == ["exec /bin/sh", command, "exec /bin/sh"]
+
+
+def test_a_kept_shell_command_that_times_out_ends_that_shell_only(server: Server) -> None:
+    with ConnectionPool() as pool:
+        server.sessions.clear()
+        [slow] = pool.run_many([Job("b", server.ssh(), "sleep 30", timeout=0.5,
+                                    kept_shell=True)])
+        after = _kept(pool, "b", server.ssh(), "echo after")
+    assert slow.result is None and "timed out" in slow.error
+    assert after == (0, "after\n", "")
+    assert server.sessions == ["exec /bin/sh", "exec /bin/sh"]

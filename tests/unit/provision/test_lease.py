@@ -77,7 +77,9 @@ def test_release_removes_only_the_runs_own_lease(tmp_path: Path) -> None:
     sh(release_command("someone-else", str(tmp_path)))
     assert (tmp_path / "lease").exists()
     sh(release_command("r1", str(tmp_path)))
-    assert not (tmp_path / "lease").exists()
+    assert (tmp_path / "lease").read_text() == ""  # emptied: no lease
+    assert parse_lease(sh(read_command(str(tmp_path)))) is None
+    assert parse_take(sh(take_command(holder("r2", "hostB:/b"), str(tmp_path))))[0]
     sh(release_command("r1", str(tmp_path)))  # nothing to release: still fine
 
 

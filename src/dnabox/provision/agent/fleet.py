@@ -121,11 +121,13 @@ class FleetConnections:
             use.pool.close()
 
     def counts(self) -> dict[str, int]:
-        """Open connections now, and SSH handshakes since the agent started."""
+        """Open connections now, SSH handshakes since the agent started, and commands the
+        boxes' current kept shells answered."""
         with self._lock:
             kept = self._current.pool.connections() if self._current else []
             return {"connections": sum(1 for c in kept if c.is_open),
-                    "handshakes": self._retired_handshakes + sum(c.handshakes for c in kept)}
+                    "handshakes": self._retired_handshakes + sum(c.handshakes for c in kept),
+                    "kept_shell_commands": sum(c.kept_shell_commands for c in kept)}
 
     def close(self) -> None:
         with self._lock:

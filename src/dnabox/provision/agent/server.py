@@ -192,9 +192,12 @@ class Agent:
                     raise Fallback("a box of the batch is not in the fleet")
                 sender = _LineSender(conn)
                 started = time.monotonic()
+                # A batch holds only dnabox's own reads and lease steps (see above), so
+                # they run in each box's kept shell: no SSH session, no login shell each.
                 answers = pool.run_many(
-                    [Job(j.box, fleet.ssh_for(fleet.box(j.box)), j.command, j.stdin, j.timeout)
-                     for j in jobs], parallel=parallel, on_result=sender.result)
+                    [Job(j.box, fleet.ssh_for(fleet.box(j.box)), j.command, j.stdin, j.timeout,
+                         kept_shell=True) for j in jobs],
+                    parallel=parallel, on_result=sender.result)
         except Fallback as answer:
             log(f"fallback: {answer}")
             send(conn, {"t": "fallback", "reason": str(answer)})
