@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import os
 import random
+import signal
 import socket
 import threading
 from collections.abc import Iterator
@@ -28,15 +29,17 @@ from dnabox.inventory.model import ResolvedSsh
 FAST = RetryPolicy(attempts=3, first_delay=0.01)
 
 
-async def _handle(process: asyncssh.SSHServerProcess[bytes], sessions: list[str]) -> None:
+async def _handle(process: asyncssh.SSHServerProcess[bytes], sessions: list[str],
+                  children: list[asyncio.subprocess.Process]) -> None:
     """A tiny sshd: runs each session's command with the host's sh, input and output
     streamed both ways (a kept shell talks to it command by command). ``sessions`` gets
-    every session's command."""
+    every session's command, ``children`` its shell."""
     command = process.command or "true"
     sessions.append(command)
     child = await asyncio.create_subprocess_shell(
         command, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE)
+        stderr=asyncio.subprocess.PIPE, start_new_session=True)
+    children.append(child)
     assert child.stdin and child.stdout and child.stderr
 
     async def feed() -> None:
@@ -82,6 +85,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     client_path = tmp / "id_ed25519"
     client_key.write_private_key(str(client_path))
     sessions: list[str] = []
+    children: list[asyncio.subprocess.Process] = []
     loop = asyncio.new_event_loop()
     thread = threading.Thread(target=loop.run_forever, daemon=True)
     thread.start()
@@ -91,7 +95,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
             "127.0.0.1", 0, server_host_keys=[host_key],
             authorized_client_keys=asyncssh.import_authorized_keys(
                 client_key.export_public_key().decode()),
-            process_factory=lambda process: _handle(process, sessions), encoding=None)
+            process_factory=lambda process: _handle(process, sessions, children),
+            encoding=None)
 
     acceptor = asyncio.run_coroutine_threadsafe(start(), loop).result()
     port = acceptor.sockets[0].getsockname()[1]
@@ -100,6 +105,16 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         f"[127.0.0.1]:{port} {host_key.export_public_key().decode().strip()}\n")
     yield Server(port, host_key, client_path, known_hosts, loop, sessions)
     acceptor.close()
+
+    async def end_children() -> None:
+        # A command the client gave up on (a timeout) may still run: end it and its shell.
+        for child in children:
+            if child.returncode is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(child.pid, signal.SIGKILL)
+            await child.wait()
+
+    asyncio.run_coroutine_threadsafe(end_children(), loop).result(timeout=30)
     loop.call_soon_threadsafe(loop.stop)
     thread.join()
 
