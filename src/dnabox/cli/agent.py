@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
@@ -17,10 +18,12 @@ from dnabox.cli.common import (
     print_json,
     stdout,
 )
-from dnabox.inventory import Fleet
 from dnabox.locations import Locations
 from dnabox.provision.agent.client import start_in_background, status, stop
 from dnabox.provision.agent.protocol import fleet_name_of, persist_seconds
+
+if TYPE_CHECKING:
+    from dnabox.inventory import Fleet
 
 app = typer.Typer(
     help="The connection agent: keeps authenticated SSH connections so `dnabox exec` "

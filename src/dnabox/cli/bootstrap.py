@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -13,7 +13,6 @@ from rich.live import Live
 from rich.markup import escape
 from rich.table import Table
 
-from dnabox.adapters.ansible import TaskEvent
 from dnabox.cli.common import (
     DEFAULT_INVENTORY,
     BoxOption,
@@ -31,7 +30,9 @@ from dnabox.cli.common import (
     stderr,
 )
 from dnabox.errors import RemoteError
-from dnabox.provision.bootstrap import bootstrap as run_bootstrap
+
+if TYPE_CHECKING:
+    from dnabox.adapters.ansible import TaskEvent
 
 TagsOption = Annotated[list[str] | None, typer.Option("--role",
                                                        help="Only these roles (Ansible tags).")]
@@ -121,6 +122,9 @@ def bootstrap(
 
     Example: dnabox bootstrap -i inventory/lab.yaml --site edge-a --json
     """
+    # deferred: the Ansible inventory and the plan (jinja2) are ~0.2 s at every CLI start.
+    from dnabox.provision.bootstrap import bootstrap as run_bootstrap
+
     err = stderr()
     with ProgressTable(err) as progress:
         report = run_bootstrap(fleet_from(inventory), locations(ctx),

@@ -7,7 +7,6 @@ from typing import Annotated
 
 import typer
 
-from dnabox.adapters.bundle import AptPackageSource, build_bundle
 from dnabox.cli.common import (
     DEFAULT_INVENTORY,
     InventoryOption,
@@ -44,6 +43,9 @@ def build(inventory: InventoryOption = DEFAULT_INVENTORY,
 
     Example: dnabox bundle build -i inventory/smartx-playground.yaml -o /srv/dnabox-bundle
     """
+    # deferred: urllib and the package catalogue, ~35 ms at every CLI start.
+    from dnabox.adapters.bundle import AptPackageSource, build_bundle
+
     fleet = fleet_from(inventory)
     err = stderr()
     report = build_bundle(fleet, out.resolve(), source=AptPackageSource(rootfs),

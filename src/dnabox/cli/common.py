@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -17,9 +17,11 @@ from typer._click.globals import get_current_context
 
 from dnabox.cli import envelope
 from dnabox.errors import EXIT_CODES, EXIT_INTERRUPTED, DnaboxError, InventoryError
-from dnabox.inventory import Fleet, load_fleet
 from dnabox.locations import Locations
 from dnabox.plan.selection import Selection
+
+if TYPE_CHECKING:
+    from dnabox.inventory import Fleet
 
 DEFAULT_INVENTORY = Path("inventory/lab.yaml")
 INVENTORY_ENV = "DNABOX_INVENTORY"
@@ -153,6 +155,9 @@ def user_errors(json_output: bool = False) -> Iterator[None]:
 
 
 def fleet_from(path: Path) -> Fleet:
+    # deferred: the fleet model (pydantic) is ~0.4 s at every CLI start, --help included.
+    from dnabox.inventory import load_fleet
+
     return load_fleet(path)
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
@@ -27,11 +27,11 @@ from dnabox.cli.common import (
 )
 from dnabox.cli.progress import renderer_for
 from dnabox.plan.selection import select
-from dnabox.provision.engine import Engine, Provisioner, UpOptions
 from dnabox.provision.event_relay import EventRelay
-from dnabox.provision.inspect import read_blank, read_fleet
-from dnabox.provision.plans import controller_plans
-from dnabox.provision.scheduler import UnitOutcome
+from dnabox.provision.up_options import Engine, UpOptions
+
+if TYPE_CHECKING:
+    from dnabox.provision.scheduler import UnitOutcome
 
 
 @command
@@ -56,6 +56,10 @@ def plan(
 
     Example: dnabox plan -i inventory/lab.yaml
     """
+    # deferred: SSH (asyncssh) and the plan (jinja2) are ~0.5 s at every CLI start.
+    from dnabox.provision.inspect import read_blank, read_fleet
+    from dnabox.provision.plans import controller_plans
+
     fleet = fleet_from(inventory)
     boxes = [b.name for b in select(fleet, selection(box, site, tier, cluster, limit))]
     plans = controller_plans(fleet, locations(ctx))
@@ -108,6 +112,9 @@ def up(
 
     Example: dnabox up -i inventory/lab.yaml
     """
+    # deferred: the engine (SSH, Ansible, the plan) is ~0.5 s at every CLI start.
+    from dnabox.provision.engine import Provisioner
+
     fleet = fleet_from(inventory)
     chosen = selection(box, site, tier, cluster, limit)
     only = frozenset() if chosen.everything else frozenset(b.name for b in select(fleet, chosen))

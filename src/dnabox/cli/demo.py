@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -21,8 +21,10 @@ from dnabox.cli.common import (
     stdout,
 )
 from dnabox.cli.progress import SiteProgress
-from dnabox.lab.demo import PlanRow, StatusRow, UpRun, run_demo
-from dnabox.provision.proofs import Proof
+
+if TYPE_CHECKING:
+    from dnabox.lab.demo import PlanRow, StatusRow, UpRun
+    from dnabox.provision.proofs import Proof
 
 
 class RichDemoView:
@@ -88,6 +90,9 @@ def demo(
 
     Example: sudo dnabox demo --keep
     """
+    # deferred: the lab, the engine and the picture are ~0.3 s at every CLI start.
+    from dnabox.lab.demo import run_demo
+
     out = stderr() if json_output else stdout()
     report = run_demo(fleet_from(inventory), locations(ctx), RichDemoView(out),
                       picture=picture, keep=keep)

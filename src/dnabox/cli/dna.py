@@ -7,7 +7,6 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from dnabox.adapters.ssh import ConnectionPool
 from dnabox.cli.common import (
     DEFAULT_INVENTORY,
     InventoryOption,
@@ -17,7 +16,6 @@ from dnabox.cli.common import (
     print_json,
     stdout,
 )
-from dnabox.provision import dna_ops, dna_service
 
 app = typer.Typer(help="The D-N-A layer: ponds, lake, catalogue, models.",
                   no_args_is_help=True)
@@ -34,6 +32,9 @@ def status(inventory: InventoryOption = DEFAULT_INVENTORY,
 
     Example: dnabox dna status -i inventory/lab.yaml --json
     """
+    # deferred: SSH (asyncssh) is ~0.3 s at every CLI start.
+    from dnabox.provision import dna_ops
+
     report = dna_ops.read_status(fleet_from(inventory))
     if json_output:
         print_json(report.as_json())
@@ -74,6 +75,8 @@ def publish(
 
     Example: dnabox dna publish -i inventory/lab.yaml --box end-a-1 --count 1000
     """
+    from dnabox.provision import dna_ops
+
     report = dna_ops.publish(fleet_from(inventory), box, count, dataset)
     if json_output:
         print_json(report.as_json())
@@ -100,6 +103,9 @@ def train(model: ModelOption, inventory: InventoryOption = DEFAULT_INVENTORY,
 
     Example: dnabox dna train -i inventory/lab.yaml --model speed
     """
+    from dnabox.adapters.ssh import ConnectionPool
+    from dnabox.provision import dna_service
+
     fleet = fleet_from(inventory)
     with ConnectionPool() as pool:
         report = dna_service.train(fleet, model, pool)
@@ -127,6 +133,9 @@ def predict(model: ModelOption, site: SiteOption,
     Example: dnabox dna predict -i inventory/lab.yaml --site edge-a --model speed
     --input '{"hour": 17.5, "occupancy": 0.4, "flow": 2600, "rain": 1}'
     """
+    from dnabox.adapters.ssh import ConnectionPool
+    from dnabox.provision import dna_service
+
     fleet = fleet_from(inventory)
     features = dna_service.parse_input(input_json)
     with ConnectionPool() as pool:

@@ -23,7 +23,6 @@ from dnabox.cli.common import (
 )
 from dnabox.cli.exec_output import ExecPrinter, command_line
 from dnabox.plan.selection import select
-from dnabox.provision.fanout import fan_out
 
 
 @command
@@ -48,6 +47,9 @@ def exec_command(
 
     Example: dnabox exec -i inventory/lab.yaml --tier edge -- uptime
     """
+    # deferred: SSH (asyncssh) is ~0.3 s at every CLI start.
+    from dnabox.provision.fanout import fan_out
+
     fleet = fleet_from(inventory)
     boxes = select(fleet, selection(box, site, tier, cluster, limit))
     printer = ExecPrinter([b.name for b in boxes], json_output)

@@ -8,7 +8,6 @@ from typing import Annotated
 import typer
 
 from dnabox.cli.common import JsonOption, command, print_json, stdout
-from dnabox.scaffold.repo import INVENTORY, init
 
 
 @command
@@ -32,6 +31,9 @@ def init_command(
       dnabox init my-fleet
       dnabox init my-fleet --from-ansible ~/ansible/hosts.ini
     """
+    # deferred: the fleet model and its JSON schema cost every other command's start.
+    from dnabox.scaffold.repo import INVENTORY, init
+
     report = init(directory, from_ansible=from_ansible, force=force)
     if json_output:
         print_json(report.as_json())

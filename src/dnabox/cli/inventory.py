@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from dnabox.adapters.graphviz import render, topology_dot
 from dnabox.cli.common import (
     DEFAULT_INVENTORY,
     InventoryOption,
@@ -22,11 +21,10 @@ from dnabox.cli.common import (
     stdout,
 )
 from dnabox.errors import InventoryError
-from dnabox.inventory import Fleet
-from dnabox.inventory.paths import path_fields
-from dnabox.inventory.yaml_source import format_path, read_yaml
-from dnabox.plan.artifacts import architecture_findings
-from dnabox.plan.topology import COLLAPSE_ABOVE, topology_view
+from dnabox.plan.topology import COLLAPSE_ABOVE
+
+if TYPE_CHECKING:
+    from dnabox.inventory import Fleet
 
 app = typer.Typer(help="Validate, show and draw fleet descriptions.", no_args_is_help=True)
 
@@ -51,6 +49,10 @@ def validate(file: FileArgument = None, inventory: InventoryOption = DEFAULT_INV
 
     Example: dnabox inventory validate inventory/smartx-playground.yaml
     """
+    # deferred: the role plan is ~0.1 s at every CLI start.
+    from dnabox.inventory.yaml_source import read_yaml
+    from dnabox.plan.artifacts import architecture_findings
+
     file = _fleet_file(file, inventory)
     try:
         fleet = fleet_from(file)
@@ -134,6 +136,9 @@ def _clusters_table(fleet: Fleet) -> Table:
 def _files_table(fleet: Fleet) -> Table:
     """The files the fleet points to, as resolved (relative paths are relative to the
     fleet file), and whether they exist here."""
+    from dnabox.inventory.paths import path_fields
+    from dnabox.inventory.yaml_source import format_path
+
     table = Table(title="Files")
     table.add_column("field")
     table.add_column("path", overflow="fold")  # a cut path is a wrong path
@@ -171,6 +176,9 @@ def graph(
 
     Example: dnabox inventory graph inventory/smartx-playground.yaml -o topology.png
     """
+    from dnabox.adapters.graphviz import render, topology_dot
+    from dnabox.plan.topology import topology_view
+
     fleet = fleet_from(_fleet_file(file, inventory))
     view = topology_view(fleet, collapse_above=collapse_above, expand=expand or ())
     render(topology_dot(view), output)

@@ -7,7 +7,6 @@ from typing import Annotated
 
 import typer
 
-from dnabox.adapters.kubeconfig import check_private, merge_into, user_kubeconfig
 from dnabox.cli.common import (
     DEFAULT_INVENTORY,
     InventoryOption,
@@ -18,7 +17,6 @@ from dnabox.cli.common import (
     print_json,
     stdout,
 )
-from dnabox.layers.stack_config import select_clusters, stack_name
 
 
 @command
@@ -40,6 +38,9 @@ def kubeconfig(
       export KUBECONFIG=$(dnabox kubeconfig -i fleet.yaml -c core)
       dnabox kubeconfig -i fleet.yaml -c core --merge && kubectl --context fleet-core get nodes
     """
+    from dnabox.adapters.kubeconfig import check_private, merge_into, user_kubeconfig
+    from dnabox.layers.stack_config import select_clusters, stack_name
+
     fleet = fleet_from(inventory)
     (chosen,) = select_clusters(fleet, cluster)
     path = locations(ctx).kubeconfig(fleet.name, chosen.name)

@@ -10,7 +10,6 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from dnabox import lab
 from dnabox.cli.common import (
     DEFAULT_INVENTORY,
     InventoryOption,
@@ -23,7 +22,6 @@ from dnabox.cli.common import (
     stdout,
 )
 from dnabox.errors import DnaboxError
-from dnabox.lab import partition as lab_partition
 from dnabox.provision.agent.client import stop as stop_agent
 
 app = typer.Typer(help="Build, inspect and remove the local lab of boxes.",
@@ -48,6 +46,9 @@ def up(inventory: InventoryOption = DEFAULT_INVENTORY, json_output: JsonOption =
 
     Example: sudo dnabox lab up -i inventory/lab.yaml
     """
+    # deferred: the lab (layout, lifecycle), ~60 ms at every CLI start.
+    from dnabox import lab
+
     fleet = fleet_from(inventory)
     report = lab.up(fleet, log=_progress, light=light)
     if json_output:
@@ -74,6 +75,8 @@ def replace(
 
     Example: sudo dnabox lab replace -i inventory/lab.yaml --box edge-a-1
     """
+    from dnabox import lab
+
     fleet = fleet_from(inventory)
     report = lab.replace(fleet, box, log=_progress)
     stdout().print(f"[green]replaced[/] {', '.join(box)} in {report.seconds:.1f} s")
@@ -115,6 +118,8 @@ def partition(site: SiteArg, inventory: InventoryOption = DEFAULT_INVENTORY,
 
     Example: sudo dnabox lab partition -i inventory/lab.yaml --site edge-a
     """
+    from dnabox.lab import partition as lab_partition
+
     report = lab_partition.partition(fleet_from(inventory), site, wan=wan)
     if json_output:
         print_json(report.as_json() | {"wan": wan})
@@ -137,6 +142,8 @@ def thaw(box: BoxesToFreeze = [],  # noqa: B006 (typer reads the default, never 
 
 
 def _set_frozen(boxes: list[str], packages: bool, inventory: Path, *, frozen: bool) -> None:
+    from dnabox import lab
+
     if not boxes and not packages:
         raise DnaboxError("name at least one --box, or --packages")
     lab.freeze(fleet_from(inventory), boxes, frozen=frozen, package_server=packages)
@@ -152,6 +159,8 @@ def heal(site: SiteArg, inventory: InventoryOption = DEFAULT_INVENTORY,
 
     Example: sudo dnabox lab heal -i inventory/lab.yaml --site edge-a
     """
+    from dnabox.lab import partition as lab_partition
+
     report = lab_partition.heal(fleet_from(inventory), site)
     if json_output:
         print_json(report.as_json())
@@ -169,6 +178,8 @@ def down(ctx: typer.Context, inventory: InventoryOption = DEFAULT_INVENTORY) -> 
 
     Example: sudo dnabox lab down -i inventory/lab.yaml
     """
+    from dnabox import lab
+
     fleet = fleet_from(inventory)
     agent = stop_agent(str(locations(ctx).fleet_state(fleet.name)))
     if agent is not None:
@@ -185,6 +196,8 @@ def status(inventory: InventoryOption = DEFAULT_INVENTORY,
 
     Example: dnabox lab status --json
     """
+    from dnabox import lab
+
     fleet = fleet_from(inventory)
     boxes = lab.status(fleet)
     if json_output:
@@ -210,6 +223,8 @@ def ssh(
 
     Example: dnabox lab ssh core-1 -- hostname
     """
+    from dnabox import lab
+
     fleet = fleet_from(inventory)
     names = [b.name for b in fleet.boxes]
     if box not in names:
@@ -239,6 +254,8 @@ def cache(inventory: InventoryOption = DEFAULT_INVENTORY) -> None:
 
     Example: sudo dnabox lab cache -i inventory/lab.yaml
     """
+    from dnabox import lab
+
     for release in lab.cache(fleet_from(inventory), log=_progress):
         stdout().print(f"{release.suite}: root filesystem {release.rootfs}, "
                        f"package repository {release.repo}")

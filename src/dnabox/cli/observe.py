@@ -22,8 +22,6 @@ from dnabox.cli.common import (
     stdout,
 )
 from dnabox.plan.selection import select
-from dnabox.provision.inspect import read_fleet
-from dnabox.provision.plans import controller_plans
 
 STATE_STYLE = {"converged": "green", "pending": "yellow", "unreachable": "red"}
 
@@ -45,6 +43,10 @@ def status(
 
     Example: dnabox status -i inventory/lab.yaml --json
     """
+    # deferred: SSH (asyncssh) and the plan (jinja2) are ~0.5 s at every CLI start.
+    from dnabox.provision.inspect import read_fleet
+    from dnabox.provision.plans import controller_plans
+
     fleet = fleet_from(inventory)
     boxes = [b.name for b in select(fleet, selection(box, site, tier, cluster, limit))]
     readings = read_fleet(fleet, controller_plans(fleet, locations(ctx)), boxes=boxes)
@@ -81,6 +83,9 @@ def drift(
 
     Example: dnabox drift -i inventory/lab.yaml
     """
+    from dnabox.provision.inspect import read_fleet
+    from dnabox.provision.plans import controller_plans
+
     fleet = fleet_from(inventory)
     boxes = [b.name for b in select(fleet, selection(box, site, tier, cluster, limit))]
     readings = read_fleet(fleet, controller_plans(fleet, locations(ctx)), with_diffs=True,

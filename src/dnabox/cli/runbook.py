@@ -26,7 +26,6 @@ from dnabox.cli.common import (
     stdout,
 )
 from dnabox.cli.progress import renderer_for
-from dnabox.provision import runbooks
 
 app = typer.Typer(help="Day-2 runbooks: add/replace a box, drain, rolling upgrades, "
                        "diagnostics.", no_args_is_help=True)
@@ -39,6 +38,10 @@ def list_runbooks(json_output: JsonOption = False) -> None:
 
     Example: dnabox runbook list
     """
+    # deferred: the runbooks load the engine (SSH, Ansible, the plan): ~0.5 s at every
+    # CLI start.
+    from dnabox.provision import runbooks
+
     if json_output:
         print_json({"runbooks": [{"name": s.name, "summary": s.summary}
                                  for s in runbooks.RUNBOOKS.values()]})
@@ -58,6 +61,8 @@ def show(ctx: typer.Context, name: Annotated[str, typer.Argument(help="Runbook n
 
     Example: dnabox runbook show rolling_upgrade
     """
+    from dnabox.provision import runbooks
+
     spec = runbooks.spec(name)
     out = stdout()
     out.print(f"[bold]{spec.name}[/]: {spec.summary}\n\n{spec.details}")
@@ -118,6 +123,8 @@ def run(
       dnabox runbook run replace_control_plane -i fleet.yaml --cluster core --old core-2 \
           --box core-4
     """
+    from dnabox.provision import runbooks
+
     # An unknown name is refused before the inventory is read.
     takes_cluster = "cluster" in runbooks.spec(name).options
     options = runbooks.RunbookOptions(

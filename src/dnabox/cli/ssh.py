@@ -8,7 +8,6 @@ from typing import Annotated
 
 import typer
 
-from dnabox.adapters.openssh import ssh_argv
 from dnabox.cli.common import DEFAULT_INVENTORY, InventoryOption, command, fleet_from
 from dnabox.errors import DnaboxError, EnvironmentProblem
 
@@ -30,6 +29,8 @@ def ssh(
       dnabox ssh -i fleet.yaml core-1
       dnabox ssh -i fleet.yaml edge-kaist-1 -- systemctl status containerd
     """
+    from dnabox.adapters.openssh import ssh_argv
+
     fleet = fleet_from(inventory)
     names = [b.name for b in fleet.boxes]
     if box not in names:

@@ -5,12 +5,11 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 
-from dnabox.adapters import pulumi as pulumi_adapter
 from dnabox.cli.common import (
     DEFAULT_INVENTORY,
     InventoryOption,
@@ -22,7 +21,9 @@ from dnabox.cli.common import (
     stdout,
 )
 from dnabox.errors import EXIT_FAILED, DnaboxError
-from dnabox.layers import stack_config
+
+if TYPE_CHECKING:
+    from dnabox.adapters import pulumi as pulumi_adapter
 
 app = typer.Typer(help="Pulumi stacks: one per cluster, named <fleet>-<cluster> "
                        "(see docs/STACKS.md).",
@@ -60,6 +61,9 @@ def config(
 
     Example: dnabox stack config -i inventory/smartx-playground.yaml --check
     """
+    # deferred: the stacks' config and the Pulumi adapter cost every other command's start.
+    from dnabox.layers import stack_config
+
     fleet = fleet_from(inventory)
     project = output or locations(ctx).project
     reference = Path(os.path.relpath(inventory.resolve(), project.resolve())).as_posix()
@@ -86,6 +90,8 @@ def config(
 def _run(ctx: typer.Context, inventory: Path, cluster: str | None,
          operation: pulumi_adapter.Operation, parallel: int,
          json_output: bool) -> list[pulumi_adapter.StackOutcome]:
+    from dnabox.adapters import pulumi as pulumi_adapter
+
     # The CLI check comes first: nothing else matters without it.
     pulumi_adapter.require_pulumi_cli()
     fleet = fleet_from(inventory)

@@ -22,7 +22,6 @@ from dnabox.cli.common import (
     stdout,
 )
 from dnabox.plan.selection import select
-from dnabox.provision.unlock import read_leases, unlock
 
 
 @command
@@ -45,6 +44,9 @@ def unlock_command(
 
     Example: dnabox unlock -i inventory/lab.yaml --yes
     """
+    # deferred: SSH (asyncssh) is ~0.3 s at every CLI start.
+    from dnabox.provision.unlock import read_leases, unlock
+
     fleet = fleet_from(inventory)
     names = [b.name for b in select(fleet, selection(box, site, tier, cluster, limit))]
     reading = read_leases(fleet, names)

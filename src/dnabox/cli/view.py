@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import ipaddress
 import signal
@@ -19,7 +18,6 @@ from dnabox.cli.common import (
     stderr,
 )
 from dnabox.errors import DnaboxError
-from dnabox.provision.plans import controller_plans
 
 
 @command
@@ -51,7 +49,11 @@ def view(
             raise DnaboxError(f"--bind {bind!r} is not an IP address",
                               hint="e.g. 127.0.0.1 (default) or 0.0.0.0") from None
     # Imported here: the web server's libraries (aiohttp) cost every other command's start
-    # ~0.2 CPU-s, which a cold `dnabox status` of a fleet pays once more per run.
+    # ~0.2 CPU-s, which a cold `dnabox status` of a fleet pays once more per run; asyncio
+    # and the plan likewise.
+    import asyncio
+
+    from dnabox.provision.plans import controller_plans
     from dnabox.view.server import FleetView, ViewSettings, is_loopback, new_token, serve
 
     fleet = fleet_from(inventory)

@@ -7,8 +7,15 @@ from typing import Annotated
 
 import typer
 
-from dnabox.cli.common import INVENTORY_ENV, JsonOption, command, locations, print_json, stdout
-from dnabox.inventory.loader import load_fleet
+from dnabox.cli.common import (
+    INVENTORY_ENV,
+    JsonOption,
+    command,
+    fleet_from,
+    locations,
+    print_json,
+    stdout,
+)
 
 
 @command
@@ -25,7 +32,7 @@ def show_locations(
     Example: dnabox locations -i inventory/lab.yaml --json
     """
     where = locations(ctx)
-    fleet_state = str(where.fleet_state(load_fleet(inventory).name)) if inventory else None
+    fleet_state = str(where.fleet_state(fleet_from(inventory).name)) if inventory else None
     values = {"project": str(where.project), "assets": str(where.assets),
               "state": str(where.state), "fleet_state": fleet_state,
               "on_box_state": where.on_box_state}

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from dnabox.inventory.model import Box, Fleet, Overlay
+if TYPE_CHECKING:
+    from dnabox.inventory.model import Box, Fleet, Overlay
 
 
 @dataclass(frozen=True)

@@ -14,9 +14,12 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
+from typing import TYPE_CHECKING
 
 from dnabox.errors import DnaboxError
-from dnabox.inventory.model import Box, Fleet
+
+if TYPE_CHECKING:
+    from dnabox.inventory.model import Box, Fleet
 
 HINT = "`dnabox inventory show -i FILE` lists boxes, sites, tiers and clusters"
 TIERS = ("core", "edge", "end")

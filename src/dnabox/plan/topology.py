@@ -13,10 +13,13 @@ import math
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from dnabox.errors import DnaboxError
-from dnabox.inventory.model import Box, Fleet, Overlay, Tier
 from dnabox.plan.network import overlay_peers
+
+if TYPE_CHECKING:
+    from dnabox.inventory.model import Box, Fleet, Overlay, Tier
 
 TIERS: tuple[Tier, ...] = ("core", "edge", "end")
 COLLAPSE_ABOVE = 16  # a site with more boxes is drawn as one node with counts

@@ -12,12 +12,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import threading
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
-from enum import StrEnum
 
 from dnabox.adapters.ansible import HostStats, TaskEvent
 from dnabox.adapters.ssh import BoxConnection, CommandResult, Job, JobResult
@@ -60,29 +58,11 @@ from dnabox.provision.remote import (
 )
 from dnabox.provision.scheduler import Scheduler, UnitOutcome
 from dnabox.provision.stack_units import run_stack_unit
+from dnabox.provision.up_options import Engine, UpOptions
 
 LEASE_MARK = "@@dnabox-lease@@"
 # Formed by the control_plane/join units, in order, not by the per-site bootstrap.
 FORMATION_ROLES = formation_roles()
-
-
-class Engine(StrEnum):
-    """How roles run: ``auto`` takes the direct path where it can, ``ansible`` never."""
-
-    AUTO = "auto"
-    ANSIBLE = "ansible"
-
-
-@dataclass(frozen=True)
-class UpOptions:
-    max_parallel: int = 16
-    per_site: int = 8
-    forks: int = 50
-    resume: bool = False
-    only_boxes: frozenset[str] = frozenset()
-    # auto: the direct path where a box's pending roles allow it, Ansible elsewhere.
-    engine: Engine = Engine.AUTO
-    ansible_slots: int = field(default_factory=lambda: os.cpu_count() or 2)
 
 
 @dataclass

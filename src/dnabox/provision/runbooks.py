@@ -29,11 +29,12 @@ from dnabox.plan.upgrades import (
     plan_k8s_upgrade,
     plan_replace_control_plane,
 )
-from dnabox.provision.engine import Provisioner, UpOptions, UpReport
+from dnabox.provision.engine import Provisioner, UpReport
 from dnabox.provision.events import Event, EventSink
 from dnabox.provision.journal import Journal
 from dnabox.provision.lock import FleetLock
 from dnabox.provision.remote import FINGERPRINTS, write_fingerprints
+from dnabox.provision.up_options import UpOptions
 
 
 @dataclass

@@ -74,7 +74,7 @@ def test_ssh_passes_the_command_after_the_separator(tmp_path: Path,
     paths = LabPaths(state_root=tmp_path / "state")
     paths.known_hosts(fleet_name).parent.mkdir(parents=True)
     paths.known_hosts(fleet_name).write_text("")
-    monkeypatch.setattr(lab.lab, "LabPaths", lambda: paths)
+    monkeypatch.setattr("dnabox.lab.LabPaths", lambda: paths)  # read when the command runs
     ran: list[list[str]] = []
 
     def fake_run(argv: list[str], check: bool) -> subprocess.CompletedProcess[str]:
