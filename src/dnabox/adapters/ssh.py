@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import random
 import threading
 import time
 from collections.abc import Awaitable, Callable, Coroutine
@@ -25,6 +24,7 @@ from typing import Any, TypeVar
 
 import asyncssh
 
+from dnabox.adapters.jobs import CommandResult, Job, JobResult, RetryPolicy
 from dnabox.adapters.kept_shell import KeptShell, KeptShellLost
 from dnabox.errors import HostKeyMismatch, RemoteError
 from dnabox.inventory.model import ResolvedSsh
@@ -43,52 +43,6 @@ HANDSHAKES_AT_ONCE = 48
 
 T = TypeVar("T")
 
-
-@dataclass(frozen=True)
-class CommandResult:
-    rc: int
-    stdout: str
-    stderr: str
-    seconds: float
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    """Exponential backoff with jitter, so a burst of refused connections (a thousand boxes
-    answering at once) does not come back as a second burst at the same instant."""
-
-    attempts: int = 4
-    first_delay: float = 0.5
-    factor: float = 2.0
-    jitter: float = 0.5  # each delay is scaled by a random factor in [1 - jitter, 1 + jitter]
-
-    def delays(self, rng: random.Random | None = None) -> list[float]:
-        pick = (rng or random).uniform
-        return [self.first_delay * self.factor**i * pick(1 - self.jitter, 1 + self.jitter)
-                for i in range(self.attempts - 1)]
-
-
-@dataclass(frozen=True)
-class Job:
-    """One command for one box in a :meth:`ConnectionPool.run_many` batch."""
-
-    box: str
-    ssh: ResolvedSsh
-    command: str
-    stdin: bytes = b""
-    timeout: float = 600.0
-    # Run in the box's kept shell (dnabox.adapters.kept_shell) rather than a session of its
-    # own: only for dnabox's own POSIX sh commands that read no input and are safe to run
-    # twice (reads, the lease). Ignored when there is input.
-    kept_shell: bool = False
-
-
-@dataclass(frozen=True)
-class JobResult:
-    box: str
-    result: CommandResult | None
-    error: str = ""  # why there is no result (the box could not be reached, ...)
-    error_kind: str = ""  # "remote" or "hostkey": what the sync API would have raised
 
 
 def fingerprint(key: asyncssh.SSHKey) -> str:

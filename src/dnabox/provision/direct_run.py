@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from dnabox.adapters.ssh import BoxConnection
 from dnabox.plan.direct_program import STEP_MARK, DirectProgram
+
+if TYPE_CHECKING:
+    from dnabox.adapters.ssh import BoxConnection
 
 # Package installs on a real box can take minutes; a hung one must still end.
 DIRECT_TIMEOUT = 1800.0

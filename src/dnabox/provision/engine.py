@@ -16,9 +16,10 @@ import threading
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
 
 from dnabox.adapters.ansible import HostStats, TaskEvent
-from dnabox.adapters.ssh import BoxConnection, CommandResult, Job, JobResult
+from dnabox.adapters.jobs import CommandResult, Job, JobResult
 from dnabox.errors import DnaboxError
 from dnabox.inventory.model import Fleet
 from dnabox.locations import Locations
@@ -59,6 +60,9 @@ from dnabox.provision.remote import (
 from dnabox.provision.scheduler import Scheduler, UnitOutcome
 from dnabox.provision.stack_units import run_stack_unit
 from dnabox.provision.up_options import Engine, UpOptions
+
+if TYPE_CHECKING:
+    from dnabox.adapters.ssh import BoxConnection
 
 LEASE_MARK = "@@dnabox-lease@@"
 # Formed by the control_plane/join units, in order, not by the per-site bootstrap.

@@ -8,19 +8,23 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from dnabox.adapters.ansible import HostStats, PlaybookResult, run_playbook
-from dnabox.adapters.ssh import BoxConnection, ConnectionPool, Job, JobResult
+from dnabox.adapters.jobs import Job, JobResult, LazyPool
 from dnabox.inventory.model import ResolvedSsh
 from dnabox.plan.direct_program import DirectProgram
 from dnabox.provision.batcher import AnsibleBatcher, RunBatch
 from dnabox.provision.direct_run import DirectOutcome, run_direct
 from dnabox.provision.events import Event, EventSink
 
+if TYPE_CHECKING:
+    from dnabox.adapters.ssh import BoxConnection
+
 
 class Connections(Protocol):
-    retries: int  # transient failures retried, for the run summary
+    @property
+    def retries(self) -> int: ...  # transient failures retried, for the run summary
 
     def get(self, box: str, ssh: ResolvedSsh) -> BoxConnection: ...
 
@@ -34,7 +38,7 @@ class Batcher(Protocol):
 
 
 PlaybookRunner = Callable[..., PlaybookResult]  # adapters.ansible.run_playbook's signature
-DirectRunner = Callable[[BoxConnection, DirectProgram, Callable[[str], None],
+DirectRunner = Callable[["BoxConnection", DirectProgram, Callable[[str], None],
                          Callable[[str], None]], DirectOutcome]
 
 
@@ -60,7 +64,8 @@ def default_parts(sink: EventSink, ansible_slots: int) -> EngineParts:
         sink(Event("box", "retry", box=box, message=f"attempt {attempt} failed: {reason}"))
 
     return EngineParts(
-        pool=ConnectionPool(on_retry=on_retry),
+        # Made on first use: a converged fleet read through the agent needs no connection.
+        pool=LazyPool(on_retry=on_retry),
         # As many Ansible controllers at once as there are cores (see provision/batcher.py).
         batcher=lambda run: AnsibleBatcher(run, slots=ansible_slots),
         run_playbook=run_playbook, run_direct=run_direct)

@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from dnabox.adapters.ssh import ConnectionPool, Job, JobResult, RetryPolicy
+from dnabox.adapters.jobs import Job, JobResult, RetryPolicy
+from dnabox.adapters.ssh import ConnectionPool
 from dnabox.inventory.model import Box, Fleet
 
 # One quick retry only: an interactive fan-out should report a dead box, not wait on it.

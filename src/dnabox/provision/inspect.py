@@ -5,8 +5,9 @@ from __future__ import annotations
 import difflib
 import shlex
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from dnabox.adapters.ssh import BoxConnection, ConnectionPool, Job
+from dnabox.adapters.jobs import Job, LazyPool
 from dnabox.errors import DnaboxError
 from dnabox.inventory.model import Fleet
 from dnabox.plan.desired import BoxPlan, RenderedFile
@@ -19,6 +20,9 @@ from dnabox.provision.remote import (
     preflight_command,
     state_from,
 )
+
+if TYPE_CHECKING:
+    from dnabox.adapters.ssh import BoxConnection
 
 MAX_DIFF_LINES = 80
 
@@ -60,9 +64,9 @@ def read_fleet(fleet: Fleet, plans: dict[str, BoxPlan], *, with_diffs: bool = Fa
     names = boxes or [b.name for b in fleet.boxes]
     jobs = [Job(name, fleet.ssh_for(fleet.box(name)), preflight_command(plans[name]),
                 timeout=60) for name in names]
-    with ConnectionPool() as pool:
-        outcome = run_batch(fleet.name, fleet.source or "", jobs, pool, parallel=parallel) \
-            if fleet.source else BatchOutcome(pool.run_many(jobs, parallel=parallel), 0)
+    with LazyPool() as own:
+        outcome = run_batch(fleet.name, fleet.source or "", jobs, own, parallel=parallel) \
+            if fleet.source else BatchOutcome(own.run_many(jobs, parallel=parallel), 0)
         readings = []
         for answer in outcome.results:
             box = fleet.box(answer.box)
@@ -76,7 +80,7 @@ def read_fleet(fleet: Fleet, plans: dict[str, BoxPlan], *, with_diffs: bool = Fa
             decisions = tuple(decide(plan, state))
             diffs: dict[str, str] = {}
             if with_diffs:
-                connection = pool.get(box.name, fleet.ssh_for(box))
+                connection = own.pool().get(box.name, fleet.ssh_for(box))
                 for rendered in plan.files:
                     if state.file_hashes.get(rendered.dest) != rendered.sha256:
                         diffs[rendered.dest] = unified_diff(rendered,

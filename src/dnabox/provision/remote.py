@@ -11,14 +11,18 @@ from __future__ import annotations
 import json
 import shlex
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from dnabox.adapters.ssh import BoxConnection, JobResult
+from dnabox.adapters.jobs import JobResult
 from dnabox.errors import HostKeyMismatch, RemoteError
 from dnabox.inventory.model import Fleet
 from dnabox.inventory.platforms import RELEASES, architecture_of
 from dnabox.locations import ON_BOX_STATE_DIR
 from dnabox.plan.catalogue import role_spec
 from dnabox.plan.desired import BoxPlan
+
+if TYPE_CHECKING:
+    from dnabox.adapters.ssh import BoxConnection
 
 FINGERPRINTS = f"{ON_BOX_STATE_DIR}/fingerprints.json"
 _MARK = "@@dnabox-section@@"

@@ -11,7 +11,8 @@ import os
 import socket
 from dataclasses import dataclass, field
 
-from dnabox.adapters.ssh import ConnectionPool, Job
+from dnabox.adapters.jobs import Job
+from dnabox.adapters.ssh import ConnectionPool
 from dnabox.inventory.model import Fleet
 from dnabox.provision.agent.batch import run_batch
 from dnabox.provision.lease import Lease, break_command, parse_lease, read_command

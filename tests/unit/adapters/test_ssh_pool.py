@@ -22,7 +22,8 @@ from pathlib import Path
 import asyncssh
 import pytest
 
-from dnabox.adapters.ssh import ConnectionPool, Job, RetryPolicy, fingerprint
+from dnabox.adapters.jobs import Job, RetryPolicy
+from dnabox.adapters.ssh import ConnectionPool, fingerprint
 from dnabox.errors import HostKeyMismatch, RemoteError
 from dnabox.inventory.model import ResolvedSsh
 

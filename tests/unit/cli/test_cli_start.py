@@ -17,3 +17,16 @@ def test_the_cli_starts_without_the_heavy_libraries() -> None:
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
                             check=True)
     assert result.stdout.strip() == "[]"
+
+
+def test_reading_the_fleet_through_the_agent_needs_no_ssh_library() -> None:
+    """`dnabox status` answered by the connection agent opens no connection of its own, so
+    it must not pay for asyncssh (~0.4 s); a box the agent skips imports it then."""
+    probe = ("import sys, dnabox.cli.app, dnabox.provision.inspect, dnabox.provision.plans; "
+             "from dnabox.adapters.jobs import LazyPool; "
+             "before = 'asyncssh' in sys.modules; LazyPool().run_many([]); "
+             "quiet = 'asyncssh' in sys.modules; LazyPool().pool(); "
+             "print(before, quiet, 'asyncssh' in sys.modules)")
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                            check=True)
+    assert result.stdout.split() == ["False", "False", "True"]

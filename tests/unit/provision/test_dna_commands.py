@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from dnabox.adapters.ssh import CommandResult
+from dnabox.adapters.jobs import CommandResult
 from dnabox.cli.app import app
 from dnabox.dna.service import inference
 from dnabox.dna.service.config import parse

@@ -7,7 +7,8 @@ import os
 import pytest
 from test_provision_agent_server import Running, running  # noqa: F401  (the fixture)
 
-from dnabox.adapters.ssh import ConnectionPool, Job
+from dnabox.adapters.jobs import Job
+from dnabox.adapters.ssh import ConnectionPool
 from dnabox.inventory import load_fleet
 from dnabox.provision.agent.batch import ask_agent, run_batch
 from dnabox.provision.agent.requests import BatchJob, Fallback, batch_request, parse_batch

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from dnabox.adapters.ansible import HostStats, PlaybookResult
-from dnabox.adapters.ssh import CommandResult
+from dnabox.adapters.jobs import CommandResult
 from dnabox.errors import RemoteError
 from dnabox.inventory import load_fleet
 from dnabox.locations import Locations

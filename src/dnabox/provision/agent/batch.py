@@ -14,7 +14,7 @@ import os
 from dataclasses import dataclass
 from typing import Protocol
 
-from dnabox.adapters.ssh import CommandResult, Job, JobResult
+from dnabox.adapters.jobs import CommandResult, Job, JobResult
 from dnabox.provision.agent.protocol import (
     MAX_MESSAGE,
     Message,

@@ -25,7 +25,7 @@ import time
 from collections.abc import Iterator
 from typing import BinaryIO
 
-from dnabox.adapters.ssh import Job, JobResult
+from dnabox.adapters.jobs import Job, JobResult
 from dnabox.errors import DnaboxError
 from dnabox.inventory import load_fleet
 from dnabox.plan.selection import select_boxes
