@@ -124,6 +124,25 @@ def test_second_exec_reuses_the_kept_connections(agented: Agented) -> None:
     assert after["connections"] == len(agented.lab.fleet.boxes)
 
 
+def test_status_reads_through_the_kept_shells_exactly_like_its_own_connections(
+        agented: Agented) -> None:
+    inventory = str(agented.lab.inventory)
+    own = agented.run(DNABOX, "status", "-i", inventory, "--json",
+                      DNABOX_AGENT_PERSIST="0")  # no agent: a connection of its own each
+    assert own.returncode == 0, own.stderr
+    agented.full("--", "true")
+    before = agented.wait_for(handshakes=len(agented.lab.fleet.boxes))
+    boxes = len(agented.lab.fleet.boxes)
+    answers = [agented.run(DNABOX, "status", "-i", inventory, "--json") for _ in range(2)]
+    after = agented.status()
+    for answer in answers:
+        assert answer.returncode == own.returncode, answer.stderr
+        assert json.loads(answer.stdout)["boxes"] == json.loads(own.stdout)["boxes"]
+    # Both reads ran in the boxes' kept shells, over the connections already held.
+    assert after["kept_shell_commands"] - before["kept_shell_commands"] == 2 * boxes
+    assert after["handshakes"] == before["handshakes"]
+
+
 def test_changed_host_key_is_refused_even_with_kept_connections(agented: Agented,
                                                                 tmp_path: Path) -> None:
     agented.full("--", "true")

@@ -53,7 +53,8 @@ def _agent_dir(inventory: Path, where: Locations) -> str:
 @command
 def status_command(ctx: typer.Context, inventory: InventoryOption = DEFAULT_INVENTORY,
                    json_output: JsonOption = False) -> None:
-    """Whether the fleet's agent runs: pid, connections, SSH handshakes, requests served.
+    """Whether the fleet's agent runs: pid, connections, SSH handshakes, commands its kept
+    shells answered (status and preflight reads, the lease), requests served.
 
     Exit 0 when an agent runs, 1 when none does.
 
@@ -69,7 +70,8 @@ def status_command(ctx: typer.Context, inventory: InventoryOption = DEFAULT_INVE
         stdout().print(
             f"agent {current['pid']} for fleet {current['fleet']}: "
             f"{current['connections']} connections open, {current['handshakes']} SSH "
-            f"handshakes, {current['requests']} requests, idle {current['idle']}s of "
+            f"handshakes, {current.get('kept_shell_commands', 0)} commands in kept shells, "
+            f"{current['requests']} requests, idle {current['idle']}s of "
             f"{current['persist']:.0f}s", markup=False, soft_wrap=True)
     if current is None:
         raise typer.Exit(1)
