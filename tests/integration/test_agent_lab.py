@@ -129,7 +129,9 @@ def test_status_reads_through_the_kept_shells_exactly_like_its_own_connections(
     inventory = str(agented.lab.inventory)
     own = agented.run(DNABOX, "status", "-i", inventory, "--json",
                       DNABOX_AGENT_PERSIST="0")  # no agent: a connection of its own each
-    assert own.returncode == 0, own.stderr
+    # 1: some box is not converged (this module's lab may not have run `up` yet).
+    assert own.returncode in (0, 1), own.stderr
+    assert len(json.loads(own.stdout)["boxes"]) == len(agented.lab.fleet.boxes)
     agented.full("--", "true")
     before = agented.wait_for(handshakes=len(agented.lab.fleet.boxes))
     boxes = len(agented.lab.fleet.boxes)
