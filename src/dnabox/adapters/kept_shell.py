@@ -51,22 +51,17 @@ class KeptShell:
 
     @classmethod
     async def start(cls, conn: asyncssh.SSHClientConnection, timeout: float) -> KeptShell:
-        """Open the shell and read past anything the login shell printed on its way."""
-        token = secrets.token_hex(8)
-        end = f"\n{token}\n".encode()
-        process = None
+        """Open the shell; its first answer reads past anything the login shell printed."""
         try:
-            process = await conn.create_process(START, encoding=None)
-            process.stdin.write(f"printf '\\n{token}\\n'; printf '\\n{token}\\n' >&2\n".encode())
-            out, err = await asyncio.wait_for(asyncio.gather(
-                process.stdout.readuntil(end), process.stderr.readuntil(end)), timeout)
-            if not (out.endswith(end) and err.endswith(end)):
-                raise EOFError
-        except (asyncio.IncompleteReadError, asyncssh.Error, OSError, EOFError, TimeoutError):
-            if process is not None:
-                process.close()
+            shell = cls(await conn.create_process(START, encoding=None))
+        except (asyncssh.Error, OSError):
             raise KeptShellLost("the kept shell did not start") from None
-        return cls(process)
+        try:
+            await shell.run("true", timeout)
+        except TimeoutError:
+            raise KeptShellLost("the kept shell did not start") from None
+        shell.commands = 0  # that answer was the start, not a command of the caller
+        return shell
 
     @property
     def alive(self) -> bool:

@@ -44,7 +44,6 @@ HANDSHAKES_AT_ONCE = 48
 T = TypeVar("T")
 
 
-
 def fingerprint(key: asyncssh.SSHKey) -> str:
     """OpenSSH's ``SHA256:...`` form (``ssh-keygen -lf``), without base64 padding."""
     return key.get_fingerprint("sha256").rstrip("=")

@@ -80,7 +80,7 @@ def read_fleet(fleet: Fleet, plans: dict[str, BoxPlan], *, with_diffs: bool = Fa
             decisions = tuple(decide(plan, state))
             diffs: dict[str, str] = {}
             if with_diffs:
-                connection = own.pool().get(box.name, fleet.ssh_for(box))
+                connection = own.get(box.name, fleet.ssh_for(box))
                 for rendered in plan.files:
                     if state.file_hashes.get(rendered.dest) != rendered.sha256:
                         diffs[rendered.dest] = unified_diff(rendered,

@@ -22,10 +22,11 @@ from dnabox.locations import Locations
 from dnabox.plan.dag import WorkUnit
 from dnabox.plan.direct_program import DirectProgram
 from dnabox.provision.direct_run import DirectOutcome
-from dnabox.provision.engine import Engine, Provisioner, UpOptions
+from dnabox.provision.engine import Provisioner
 from dnabox.provision.engine_parts import EngineParts
 from dnabox.provision.events import Event
 from dnabox.provision.remote import FINGERPRINTS, RoleDecision, fingerprints_document
+from dnabox.provision.up_options import Engine, UpOptions
 
 ROOT = Path(__file__).resolve().parents[3]
 UNIT = WorkUnit("bootstrap:x", "bootstrap", "x")
